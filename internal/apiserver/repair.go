@@ -1,0 +1,85 @@
+package apiserver
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	svcregistry "github.com/svcnet/svcnet/internal/registry/service"
+)
+
+// repairInterval spaces repair passes; a leaked value is released on the second pass that sees it.
+const repairInterval = 30 * time.Second
+
+// repairLoop keeps allocation records equal to what stored Services hold: it re-records values whose
+// record is missing (drift) and frees values no Service holds (a crash between allocating and storing).
+func (s *Server) repairLoop(ctx context.Context, client kubernetes.Interface) {
+	var suspects map[svcregistry.Value]string
+	for {
+		next, err := s.repairOnce(ctx, client, suspects)
+		if err != nil {
+			slog.Warn("allocation repair failed", "err", err)
+		} else {
+			suspects = next
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(repairInterval):
+		}
+	}
+}
+
+func (s *Server) repairOnce(ctx context.Context, client kubernetes.Interface, suspects map[svcregistry.Value]string) (map[svcregistry.Value]string, error) {
+	// Read the records first: a value allocated after this read and stored before the list below is
+	// simply held; one allocated before and not yet stored is at worst a suspect for one pass.
+	ips, _, err := s.alloc.IPs.Owners(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ports, _, err := s.alloc.Ports.Owners(ctx)
+	if err != nil {
+		return nil, err
+	}
+	list, err := client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{ResourceVersion: ""})
+	if err != nil {
+		return nil, err
+	}
+	plan := s.alloc.PlanRepair(list.Items, ips, ports, suspects)
+	for _, c := range plan.Conflicts {
+		slog.Error("services hold the same allocated value", "services", c)
+	}
+	for v, who := range plan.Reserve {
+		slog.Info("repairing missing allocation record", "kind", v.Kind, "offset", v.Offset, "owner", who)
+		if err := s.record(ctx, v, who); err != nil {
+			return nil, err
+		}
+	}
+	for v, who := range plan.Release {
+		slog.Info("releasing leaked allocation", "kind", v.Kind, "offset", v.Offset, "owner", who)
+		reg := s.alloc.IPs
+		if v.Kind == "port" {
+			reg = s.alloc.Ports
+		}
+		if err := reg.Release(ctx, v.Offset, who); err != nil {
+			return nil, err
+		}
+	}
+	return plan.Suspects, nil
+}
+
+// record writes an allocation record unconditionally: the stored Service is the source of truth.
+func (s *Server) record(ctx context.Context, v svcregistry.Value, who string) error {
+	var key string
+	if v.Kind == "ip" {
+		key = "/registry/svcnet/clusterips/" + s.alloc.IPCodec.Key(v.Offset)
+	} else {
+		key = "/registry/svcnet/nodeports/" + strconv.Itoa(s.alloc.PortBase+v.Offset)
+	}
+	_, err := s.etcd.Put(ctx, key, who)
+	return err
+}

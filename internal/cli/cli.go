@@ -1,0 +1,215 @@
+// Package cli defines svcnet's commands: each parses its flags into a component's Config, which
+// validates itself, and calls the component's Run.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apiserver/pkg/storage/storagebackend"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/svcnet/svcnet/internal/apiserver"
+	"github.com/svcnet/svcnet/internal/cluster"
+	"github.com/svcnet/svcnet/internal/controller"
+	"github.com/svcnet/svcnet/internal/etcd"
+	"github.com/svcnet/svcnet/internal/kubectl"
+	"github.com/svcnet/svcnet/internal/pki"
+)
+
+// Main runs svcnet with args and returns the exit status.
+func Main(args []string) int {
+	// kubectl gets its arguments untouched, flags and all; only a leading --data-dir is ours.
+	if i := kubectlIndex(args); i >= 0 {
+		dataDir := dataDirFrom(args[:i])
+		kubectl.Run(pki.In(dataDir).Kubeconfig, args[i+1:])
+		return 0
+	}
+	root := newRoot()
+	root.SetArgs(args)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		return 1
+	}
+	return 0
+}
+
+// kubectlIndex finds the "kubectl" subcommand among leading global flags.
+func kubectlIndex(args []string) int {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "kubectl":
+			return i
+		case a == "--data-dir":
+			i++
+		case strings.HasPrefix(a, "--data-dir="):
+		default:
+			return -1
+		}
+	}
+	return -1
+}
+
+func dataDirFrom(args []string) string {
+	for i, a := range args {
+		if a == "--data-dir" && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, "--data-dir="); ok {
+			return v
+		}
+	}
+	return cluster.DefaultDataDir()
+}
+
+func newRoot() *cobra.Command {
+	var dataDir string
+	root := &cobra.Command{
+		Use:           "svcnet",
+		Short:         "Kubernetes Service networking: ClusterIP, NodePort, LoadBalancer, ExternalName, headless, DNS",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&dataDir, "data-dir", "", "cluster state directory (default $SVCNET_DATA_DIR, /var/lib/svcnet as root, ~/.svcnet otherwise)")
+	dir := func() string {
+		if dataDir != "" {
+			return dataDir
+		}
+		return cluster.DefaultDataDir()
+	}
+	root.AddCommand(upCmd(dir), apiserverCmd(), etcdCmd(dir), controllerManagerCmd(dir), kubectlCmd(), versionCmd())
+	return root
+}
+
+func upCmd(dir func() string) *cobra.Command {
+	var c cluster.Config
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run a local cluster in the foreground (Ctrl-C stops it)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c.DataDir = dir()
+			return cluster.Up(cmd.Context(), c, os.Stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&c.Nodes, "nodes", 0, "number of nodes (0: control plane only)")
+	f.StringVar(&c.BindAddress, "bind-address", "127.0.0.1", "address the API server listens on")
+	f.IntVar(&c.APIPort, "port", 6443, "API server port")
+	f.StringVar(&c.ServiceCIDR, "service-cidr", "10.96.0.0/12", "ClusterIP range")
+	f.StringVar(&c.NodePortRange, "node-port-range", "30000-32767", "NodePort range")
+	f.StringVar(&c.EtcdClientURL, "etcd-client-url", "http://127.0.0.1:0", "where the embedded etcd listens (port 0: any free port)")
+	return cmd
+}
+
+func apiserverCmd() *cobra.Command {
+	var c apiserver.Config
+	var etcdTLS storagebackend.TransportConfig
+	cmd := &cobra.Command{
+		Use:   "apiserver",
+		Short: "Run the API server alone, over an external etcd (multi-machine clusters)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c.EtcdTLS = etcdTLS
+			s, err := apiserver.New(c)
+			if err != nil {
+				return err
+			}
+			ready := make(chan struct{})
+			go func() {
+				<-ready
+				fmt.Printf("svcnet apiserver ready on https://%s:%d\n", c.BindAddress, c.Port)
+			}()
+			return s.Run(cmd.Context(), ready)
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&c.EtcdServers, "etcd-servers", nil, "etcd client URLs, comma-separated")
+	f.StringVar(&etcdTLS.TrustedCAFile, "etcd-cafile", "", "CA for etcd's serving certificate")
+	f.StringVar(&etcdTLS.CertFile, "etcd-certfile", "", "client certificate for etcd")
+	f.StringVar(&etcdTLS.KeyFile, "etcd-keyfile", "", "client key for etcd")
+	f.StringVar(&c.BindAddress, "bind-address", "127.0.0.1", "address to listen on")
+	f.IntVar(&c.Port, "secure-port", 6443, "HTTPS port")
+	f.StringVar(&c.CertFile, "tls-cert-file", "", "serving certificate")
+	f.StringVar(&c.KeyFile, "tls-private-key-file", "", "serving key")
+	f.StringVar(&c.TokenFile, "token-auth-file", "", "bearer tokens, CSV: token,user,uid,\"group1,group2\"")
+	f.StringVar(&c.ServiceCIDR, "service-cluster-ip-range", "10.96.0.0/12", "ClusterIP range")
+	f.StringVar(&c.NodePortRange, "service-node-port-range", "30000-32767", "NodePort range")
+	f.StringVar(&c.AdvertiseAddress, "advertise-address", "", "address published in the kubernetes Service's endpoints")
+	f.BoolVar(&c.WatchCache, "watch-cache", true, "serve lists and watches from memory")
+	return cmd
+}
+
+func etcdCmd(dir func() string) *cobra.Command {
+	var url string
+	cmd := &cobra.Command{
+		Use:   "etcd",
+		Short: "Run a single-member etcd for API servers started with `svcnet apiserver`",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			e, err := etcd.Start(cmd.Context(), etcd.Config{DataDir: filepath.Join(dir(), "etcd"), ClientURL: url, Quiet: true})
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			fmt.Printf("svcnet etcd ready on %s\n", e.ClientURL)
+			select {
+			case <-cmd.Context().Done():
+				return nil
+			case err := <-e.Err():
+				return err
+			}
+		},
+	}
+	cmd.Flags().StringVar(&url, "listen-client-urls", "http://127.0.0.1:2379", "client URL")
+	return cmd
+}
+
+func controllerManagerCmd(dir func() string) *cobra.Command {
+	var kubeconfig string
+	cmd := &cobra.Command{
+		Use:   "controller-manager",
+		Short: "Run the cluster controllers (namespace deletion, garbage collection)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if kubeconfig == "" {
+				kubeconfig = pki.In(dir()).Kubeconfig
+			}
+			cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+			if err != nil {
+				return fmt.Errorf("load kubeconfig %s: %w (start a cluster with `svcnet up` or pass --kubeconfig)", kubeconfig, err)
+			}
+			return controller.Run(cmd.Context(), cfg, controller.Options{})
+		},
+	}
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the API server (default: the data dir's)")
+	return cmd
+}
+
+// kubectlCmd only documents the subcommand; Main runs kubectl before cobra parses anything.
+func kubectlCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "kubectl [args...]",
+		Short:              "Run the embedded kubectl against this cluster",
+		DisableFlagParsing: true,
+		RunE:               func(*cobra.Command, []string) error { return nil },
+	}
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the Kubernetes API version svcnet implements",
+		Run: func(*cobra.Command, []string) {
+			fmt.Printf("svcnet (Kubernetes API v%s)\n", apiserver.KubeVersion)
+		},
+	}
+}

@@ -1,0 +1,103 @@
+// Package controller runs svcnet's cluster-wide controllers (the kube-controller-manager role):
+// namespace deletion and garbage collection today, endpoints and workloads as they land.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/svcnet/svcnet/internal/controller/gc"
+	"github.com/svcnet/svcnet/internal/controller/namespace"
+)
+
+// Options of the controllers.
+type Options struct {
+	// Workers per controller.
+	Workers int
+}
+
+// Run starts every controller and blocks until ctx ends.
+func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+	if o.Workers == 0 {
+		o.Workers = 2
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = 500, 1000
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	resources, err := Deletable(disc)
+	if err != nil {
+		return err
+	}
+	factory := metadatainformer.NewSharedInformerFactory(meta, 0)
+	informers := map[schema.GroupVersionResource]cache.SharedIndexInformer{}
+	for _, r := range resources {
+		informers[r.GVR] = factory.ForResource(r.GVR).Informer()
+	}
+	collector := gc.New(meta, resources, informers)
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	nsc := namespace.New(meta, kube, resources, informers)
+	factory.Start(ctx.Done())
+	for gvr, inf := range informers {
+		if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+			return fmt.Errorf("sync %s: %w", gvr, ctx.Err())
+		}
+	}
+	slog.Info("controllers started", "resources", len(resources))
+	go collector.Run(ctx, o.Workers)
+	go nsc.Run(ctx, o.Workers)
+	<-ctx.Done()
+	return nil
+}
+
+// Deletable lists the served resources that support list, watch and delete, with their kinds.
+func Deletable(disc discovery.DiscoveryInterface) ([]gc.Resource, error) {
+	var lists []*metav1.APIResourceList
+	var err error
+	for i := 0; i < 50; i++ {
+		lists, err = disc.ServerPreferredResources()
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("discover resources: %w", err)
+	}
+	var out []gc.Resource
+	for _, l := range lists {
+		gv, err := schema.ParseGroupVersion(l.GroupVersion)
+		if err != nil {
+			continue
+		}
+		for _, r := range l.APIResources {
+			verbs := sets.New(r.Verbs...)
+			if !verbs.HasAll("list", "watch", "delete") {
+				continue
+			}
+			out = append(out, gc.Resource{GVR: gv.WithResource(r.Name), Kind: gv.WithKind(r.Kind), Namespaced: r.Namespaced})
+		}
+	}
+	return out, nil
+}
