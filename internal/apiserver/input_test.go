@@ -1,0 +1,170 @@
+package apiserver_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/svcnet/svcnet/internal/testenv"
+)
+
+// post sends a raw request and decodes the Status the server answers with.
+func post(t *testing.T, env *testenv.Env, method, path, contentType string, body []byte) (int, metav1.Status) {
+	t.Helper()
+	tr, err := rest.TransportFor(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(method, env.Config.Host+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Accept", "application/json")
+	resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var st metav1.Status
+	_ = json.Unmarshal(raw, &st)
+	return resp.StatusCode, st
+}
+
+// Bad input of every kind gets a clear 4xx Status, never a 500, and the server keeps serving.
+func TestBadInputGetsClear4xx(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	const svcs = "/api/v1/namespaces/default/services"
+	big := `{"apiVersion":"v1","kind":"Service","metadata":{"name":"big","annotations":{"a":"` + strings.Repeat("x", 4<<20) + `"}}}`
+	cases := []struct {
+		name, method, path, ctype, body string
+		code                            int
+		msg                             string
+	}{
+		{"malformed JSON", "POST", svcs, "application/json", `{"kind":"Service",`, 400, "json parse error"},
+		{"malformed YAML", "POST", svcs, "application/yaml", "kind: Service\n  bad: [indent", 400, ""},
+		{"not an object", "POST", svcs, "application/json", `[1,2,3]`, 400, ""},
+		{"wrong kind", "POST", svcs, "application/json", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"}}`, 400, "cannot be handled as a Service"},
+		{"unknown kind", "POST", svcs, "application/json", `{"apiVersion":"v1","kind":"Nope","metadata":{"name":"x"}}`, 400, ""},
+		{"unknown field, strict", "POST", svcs + "?fieldValidation=Strict", "application/json",
+			`{"apiVersion":"v1","kind":"Service","metadata":{"name":"x"},"spec":{"ports":[{"port":80,"bogus":1}]}}`, 400, `unknown field "spec.ports[0].bogus"`},
+		{"duplicate field, strict", "POST", svcs + "?fieldValidation=Strict", "application/json",
+			`{"apiVersion":"v1","kind":"Service","metadata":{"name":"x"},"spec":{"type":"ClusterIP","type":"NodePort","ports":[{"port":80}]}}`, 400, `duplicate field "spec.type"`},
+		{"wrong type of value", "POST", svcs, "application/json",
+			`{"apiVersion":"v1","kind":"Service","metadata":{"name":"x"},"spec":{"ports":[{"port":"eighty"}]}}`, 400, ""},
+		{"oversized body", "POST", svcs, "application/json", big, 413, ""},
+		{"unsupported media type", "POST", svcs, "text/plain", `hello`, 415, ""},
+		{"name mismatch on PUT", "PUT", svcs + "/a", "application/json",
+			`{"apiVersion":"v1","kind":"Service","metadata":{"name":"b"},"spec":{"ports":[{"port":80}]}}`, 400, "does not match"},
+		{"bad field selector", "GET", svcs + "?fieldSelector=spec.nope%3Dx", "application/json", ``, 400, "field label not supported"},
+		{"bad label selector", "GET", svcs + "?labelSelector=a%20in%20(", "application/json", ``, 400, ""},
+		{"bad patch", "PATCH", svcs + "/kubernetes", "application/merge-patch+json", `{"spec":`, 400, ""},
+		{"bad JSON patch path", "PATCH", svcs + "/kubernetes", "application/json-patch+json", `[{"op":"replace","path":"/spec/nope/0","value":1}]`, 422, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, st := post(t, env, c.method, c.path, c.ctype, []byte(c.body))
+			if code != c.code {
+				t.Errorf("status %d, want %d: %s", code, c.code, st.Message)
+			}
+			if code >= 500 {
+				t.Errorf("server error for bad input: %s", st.Message)
+			}
+			if c.msg != "" && !strings.Contains(st.Message, c.msg) {
+				t.Errorf("message %q does not contain %q", st.Message, c.msg)
+			}
+		})
+	}
+	// Nothing was lost and the server still answers.
+	if _, err := env.Client.CoreV1().Services("default").Get(context.Background(), "kubernetes", metav1.GetOptions{}); err != nil {
+		t.Fatalf("server unhealthy after bad input: %v", err)
+	}
+}
+
+// A full ClusterIP range and a full NodePort range get kube's errors, and freed values are reused.
+func TestFullRanges(t *testing.T) {
+	// A /29 has 6 usable addresses; the kubernetes Service holds the first.
+	env := testenv.Start(t, testenv.Options{ServiceCIDR: "10.96.0.0/29", NodePortRange: "30000-30002"})
+	ctx := context.Background()
+	svcs := env.Client.CoreV1().Services("default")
+	var made []string
+	var lastErr error
+	for i := 0; i < 10; i++ {
+		s, err := svcs.Create(ctx, svc(fmt.Sprintf("ip%d", i)), metav1.CreateOptions{})
+		if err != nil {
+			lastErr = err
+			break
+		}
+		made = append(made, s.Name)
+	}
+	if len(made) != 5 {
+		t.Fatalf("created %d services in a /29, want 5 (last error %v)", len(made), lastErr)
+	}
+	if !apierrors.IsInternalError(lastErr) || !strings.Contains(lastErr.Error(), "failed to allocate a serviceIP: range is full") {
+		t.Fatalf("full IP range: got %v", lastErr)
+	}
+	if err := svcs.Delete(ctx, made[0], metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svcs.Create(ctx, svc("reuse"), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("freed address not reused: %v", err)
+	}
+	for _, n := range made[1:] {
+		if err := svcs.Delete(ctx, n, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	np := func(name string, port int32) *corev1.Service {
+		s := svc(name)
+		s.Spec.Type = corev1.ServiceTypeNodePort
+		s.Spec.Ports[0].NodePort = port
+		return s
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := svcs.Create(ctx, np(fmt.Sprintf("np%d", i), 0), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("nodeport %d: %v", i, err)
+		}
+	}
+	_, err := svcs.Create(ctx, np("np-full", 0), metav1.CreateOptions{})
+	if !apierrors.IsInternalError(err) || !strings.Contains(err.Error(), "failed to allocate a nodePort: range is full") {
+		t.Fatalf("full NodePort range: got %v", err)
+	}
+	_, err = svcs.Create(ctx, np("np-out", 31000), metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "provided port is not in the valid range. The range of valid ports is 30000-30002") {
+		t.Fatalf("nodePort outside the range: got %v", err)
+	}
+	if err := svcs.Delete(ctx, "np1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := svcs.Create(ctx, np("np-again", 0), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("freed nodePort not reused: %v", err)
+	}
+	// A requested port that is taken is kube's "already allocated".
+	_, err = svcs.Create(ctx, np("np-taken", s.Spec.Ports[0].NodePort), metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "provided port is already allocated") {
+		t.Fatalf("taken nodePort: got %v", err)
+	}
+	// Type change to ClusterIP releases the nodePort.
+	cur, _ := svcs.Get(ctx, "np-again", metav1.GetOptions{})
+	cur.Spec.Type = corev1.ServiceTypeClusterIP
+	if _, err := svcs.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("type change: %v", err)
+	}
+	if _, err := svcs.Create(ctx, np("np-after-type-change", s.Spec.Ports[0].NodePort), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("nodePort not released by type change: %v", err)
+	}
+}
