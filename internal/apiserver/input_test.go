@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 
 	"github.com/svcnet/svcnet/internal/testenv"
@@ -166,5 +167,36 @@ func TestFullRanges(t *testing.T) {
 	}
 	if _, err := svcs.Create(ctx, np("np-after-type-change", s.Spec.Ports[0].NodePort), metav1.CreateOptions{}); err != nil {
 		t.Fatalf("nodePort not released by type change: %v", err)
+	}
+}
+
+// Objects cannot be created in a namespace that does not exist or is terminating, and the system
+// namespaces cannot be deleted (kube's NamespaceLifecycle admission).
+func TestNamespaceLifecycle(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	ctx := context.Background()
+	_, err := env.Client.CoreV1().Services("nope").Create(ctx, svc("x"), metav1.CreateOptions{})
+	if !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), `namespaces "nope" not found`) {
+		t.Errorf("create in a missing namespace: %v", err)
+	}
+	for _, ns := range []string{"default", "kube-system", "kube-public"} {
+		err := env.Client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "this namespace may not be deleted") {
+			t.Errorf("delete %s: %v", ns, err)
+		}
+	}
+	if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "going"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.CoreV1().Namespaces().Delete(ctx, "going", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// No namespace controller runs here, so "going" stays Terminating.
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		_, err := env.Client.CoreV1().Services("going").Create(ctx, svc("late"), metav1.CreateOptions{})
+		return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "because it is being terminated"), nil
+	})
+	if err != nil {
+		t.Errorf("create in a terminating namespace was not refused")
 	}
 }

@@ -16,9 +16,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/sets"
 	apimachineryversion "k8s.io/apimachinery/pkg/version"
+	nslifecycle "k8s.io/apiserver/pkg/admission/plugin/namespace/lifecycle"
 	"k8s.io/apiserver/pkg/authentication/request/bearertoken"
 	"k8s.io/apiserver/pkg/authentication/token/tokenfile"
 	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
@@ -27,6 +30,7 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	basecompatibility "k8s.io/component-base/compatibility"
 
@@ -172,6 +176,24 @@ func New(cfg Config) (*Server, error) {
 	gc.OpenAPIV3Config.Info.Title = "Kubernetes"
 	gc.OpenAPIV3Config.Info.Version = "v" + KubeVersion
 
+	// NamespaceLifecycle, as in kube-apiserver: no objects in missing or terminating namespaces, and
+	// the system namespaces can never be deleted. It reads namespaces through this server's own client.
+	loopback, err := kubernetes.NewForConfig(gc.LoopbackClientConfig)
+	if err != nil {
+		return nil, err
+	}
+	nsInformers := informers.NewSharedInformerFactory(loopback, 0)
+	lifecycle, err := nslifecycle.NewLifecycle(sets.NewString(metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic))
+	if err != nil {
+		return nil, err
+	}
+	lifecycle.SetExternalKubeInformerFactory(nsInformers)
+	lifecycle.SetExternalKubeClientSet(loopback)
+	if err := lifecycle.ValidateInitialization(); err != nil {
+		return nil, err
+	}
+	gc.AdmissionControl = lifecycle
+
 	opts := newRESTOptions(cfg.EtcdServers, cfg.EtcdTLS, cfg.WatchCache)
 	gc.RESTOptionsGetter = opts
 	// Nothing here is slow to serve; long timeouts only hide bugs.
@@ -192,6 +214,10 @@ func New(cfg Config) (*Server, error) {
 		cli.Close()
 		return nil, err
 	}
+	gs.AddPostStartHookOrDie("svcnet-namespace-informer", func(hctx genericapiserver.PostStartHookContext) error {
+		nsInformers.Start(hctx.Done())
+		return nil
+	})
 	gs.AddPostStartHookOrDie("svcnet-bootstrap", func(hctx genericapiserver.PostStartHookContext) error {
 		client, err := kubernetes.NewForConfig(hctx.LoopbackClientConfig)
 		if err != nil {

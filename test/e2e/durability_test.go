@@ -200,8 +200,8 @@ func TestNamespaceDeletionAndGarbageCollection(t *testing.T) {
 		t.Errorf("deleted namespace phase %q, want Terminating", ns.Status.Phase)
 	}
 	_, err = c.CoreV1().Services("doomed").Create(ctx, nodePortSvc("late"), metav1.CreateOptions{})
-	if err == nil {
-		t.Log("note: create in a terminating namespace was accepted")
+	if !apierrors.IsForbidden(err) && !apierrors.IsNotFound(err) {
+		t.Errorf("create in a terminating namespace: %v, want Forbidden (or NotFound once it is gone)", err)
 	}
 	poll("namespace doomed to disappear", func() bool {
 		_, err := c.CoreV1().Namespaces().Get(ctx, "doomed", metav1.GetOptions{})
