@@ -8,7 +8,8 @@ import (
 )
 
 // IPCodec maps offsets to the usable addresses of a CIDR: offset 0 is the first address after the
-// network address; for IPv4 the broadcast address is excluded, as kube does.
+// network address; for IPv4 the broadcast address is excluded, as kube does. Like kube's
+// hostsPerNetwork, an IPv4 /31 or /32 and an IPv6 /128 have no usable address.
 type IPCodec struct {
 	Prefix netip.Prefix
 	base   *big.Int
@@ -26,8 +27,8 @@ func NewIPCodec(cidr string) (*IPCodec, error) {
 	hostBits := p.Addr().BitLen() - p.Bits()
 	total := new(big.Int).Lsh(big.NewInt(1), uint(hostBits))
 	usable := new(big.Int).Sub(total, big.NewInt(1)) // no network address
-	if p.Addr().Is4() && hostBits > 1 {
-		usable.Sub(usable, big.NewInt(1)) // no broadcast
+	if p.Addr().Is4() {
+		usable.Sub(usable, big.NewInt(1)) // no broadcast, even in a /31 (kube allocates nothing there)
 	}
 	size := 1 << 20
 	if usable.IsInt64() && usable.Int64() < int64(size) {

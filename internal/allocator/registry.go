@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -32,14 +33,19 @@ type Registry struct {
 	cli    *clientv3.Client
 	prefix string
 	codec  Codec
+	size   int // fixed; read without mu (r itself is replaced by reload)
 
 	mu sync.Mutex
 	r  *Range
 }
 
+// watchRetry spaces re-watches when etcd ends a watch (e.g. no leader), so the loop never spins.
+const watchRetry = 200 * time.Millisecond
+
 // NewRegistry returns a registry over an empty range; call Start to load and follow etcd.
 func NewRegistry(cli *clientv3.Client, prefix string, codec Codec, size, static int) *Registry {
-	return &Registry{cli: cli, prefix: prefix, codec: codec, r: NewRange(size, static)}
+	r := NewRange(size, static)
+	return &Registry{cli: cli, prefix: prefix, codec: codec, size: r.size, r: r}
 }
 
 // Start loads every allocation from etcd and follows changes until ctx ends.
@@ -62,11 +68,14 @@ func (g *Registry) Start(ctx context.Context) error {
 func (g *Registry) follow(ctx context.Context, rev int64) {
 	for ctx.Err() == nil {
 		wc := g.cli.Watch(clientv3.WithRequireLeader(ctx), g.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev), clientv3.WithKeysOnly())
+		reloaded := false
 		for wr := range wc {
 			if wr.CompactRevision != 0 {
-				// History is gone: reload the whole picture and continue from now.
-				g.reload(ctx)
-				rev = 0
+				// History is gone: reload the whole picture and continue right after the revision
+				// it was read at, so no change between the reload and the new watch is missed.
+				if r, err := g.reload(ctx); err == nil {
+					rev, reloaded = r+1, true
+				}
 				break
 			}
 			g.mu.Lock()
@@ -84,13 +93,21 @@ func (g *Registry) follow(ctx context.Context, rev int64) {
 			}
 			g.mu.Unlock()
 		}
+		if !reloaded {
+			// etcd ended the watch (no leader, shutting down) or the reload failed: wait a little
+			// before the next attempt.
+			select {
+			case <-ctx.Done():
+			case <-time.After(watchRetry):
+			}
+		}
 	}
 }
 
-func (g *Registry) reload(ctx context.Context) {
+func (g *Registry) reload(ctx context.Context) (int64, error) {
 	resp, err := g.cli.Get(ctx, g.prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
-		return
+		return 0, err
 	}
 	fresh := NewRange(g.r.size, g.r.static)
 	for _, kv := range resp.Kvs {
@@ -101,11 +118,18 @@ func (g *Registry) reload(ctx context.Context) {
 	g.mu.Lock()
 	g.r = fresh
 	g.mu.Unlock()
+	return resp.Header.Revision, nil
 }
 
 // Reserve takes the value at offset for owner. Taking a value the owner already holds succeeds.
 func (g *Registry) Reserve(ctx context.Context, offset int, owner string) error {
-	if offset < 0 || offset >= g.r.size {
+	return g.reserve(ctx, offset, owner, false)
+}
+
+// reserve creates the record of offset for owner. Unless fresh, a record the owner already holds
+// counts as success; with fresh only a newly created record does.
+func (g *Registry) reserve(ctx context.Context, offset int, owner string, fresh bool) error {
+	if offset < 0 || offset >= g.size {
 		return ErrNotInRange
 	}
 	key := g.prefix + g.codec.Key(offset)
@@ -122,7 +146,7 @@ func (g *Registry) Reserve(ctx context.Context, offset int, owner string) error 
 	if resp.Succeeded {
 		return nil
 	}
-	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 && string(kvs[0].Value) == owner {
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; !fresh && len(kvs) > 0 && string(kvs[0].Value) == owner {
 		return nil
 	}
 	return ErrAllocated
@@ -141,7 +165,9 @@ func (g *Registry) Next(ctx context.Context, owner string) (int, error) {
 		if !ok {
 			return 0, ErrFull
 		}
-		err := g.Reserve(ctx, off, owner)
+		// Only a value nobody held is "next": a record this owner already has (seen by another API
+		// server, not yet here through the watch) would hand out one value twice.
+		err := g.reserve(ctx, off, owner, true)
 		if err == nil {
 			return off, nil
 		}
@@ -190,5 +216,5 @@ func (g *Registry) Owners(ctx context.Context) (map[int]string, int64, error) {
 func (g *Registry) Free() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.r.size - g.r.used
+	return g.size - g.r.used
 }

@@ -98,8 +98,9 @@ func (c *Config) Validate() error {
 	if c.TokenFile == "" {
 		errs = append(errs, errors.New("--token-auth-file is required: a CSV of token,user,uid,groups"))
 	}
-	if p, err := netip.ParsePrefix(c.ServiceCIDR); err != nil || !p.Addr().Is4() || p.Bits() > 30 || p.Bits() < 8 {
-		errs = append(errs, fmt.Errorf("--service-cluster-ip-range %q must be an IPv4 CIDR between /8 and /30, e.g. 10.96.0.0/12", c.ServiceCIDR))
+	// kube-apiserver refuses ranges with more than 20 host bits; so do we.
+	if p, err := netip.ParsePrefix(c.ServiceCIDR); err != nil || !p.Addr().Is4() || p.Bits() > 30 || p.Bits() < 12 {
+		errs = append(errs, fmt.Errorf("--service-cluster-ip-range %q must be an IPv4 CIDR between /12 and /30, e.g. 10.96.0.0/12", c.ServiceCIDR))
 	}
 	if _, _, err := ParsePortRange(c.NodePortRange); err != nil {
 		errs = append(errs, err)

@@ -2,6 +2,8 @@ package service
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -22,21 +24,22 @@ type RepairPlan struct {
 	Release map[Value]string
 	// Suspects are this pass's leaks, to pass to the next pass.
 	Suspects map[Value]string
-	// Conflicts are values two Services hold at once (only possible by editing etcd by hand).
+	// Conflicts are values two Services hold at once (only possible by editing etcd by hand), one
+	// entry per value naming its holders by name ("a/x and b/y"), sorted.
 	Conflicts []string
 }
 
 // PlanRepair decides a repair pass as a pure function of the stored Services, the allocation records
-// (offset -> owner) and the previous pass's suspects.
+// (offset -> owner) and the previous pass's suspects. The plan does not depend on the order of
+// services: a value several Services hold keeps the record's owner when it is one of them, and
+// otherwise goes to the first holder by name.
 func (a *Allocators) PlanRepair(services []corev1.Service, ips, ports map[int]string, prevSuspects map[Value]string) RepairPlan {
 	plan := RepairPlan{Reserve: map[Value]string{}, Release: map[Value]string{}, Suspects: map[Value]string{}}
-	held := map[Value]string{}
+	holders := map[Value][]string{}
 	claim := func(v Value, who string) {
-		if prev, ok := held[v]; ok && prev != who {
-			plan.Conflicts = append(plan.Conflicts, prev+" and "+who)
-			return
+		if !slices.Contains(holders[v], who) {
+			holders[v] = append(holders[v], who)
 		}
-		held[v] = who
 	}
 	for i := range services {
 		s := &services[i]
@@ -60,6 +63,20 @@ func (a *Allocators) PlanRepair(services []corev1.Service, ips, ports map[int]st
 	for off, who := range ports {
 		records[Value{"port", off}] = who
 	}
+	held := map[Value]string{}
+	for v, who := range holders {
+		slices.Sort(who)
+		held[v] = who[0]
+		// A record naming one of several holders stays: rewriting it would only move the value
+		// between Services that all claim it.
+		if rec, ok := records[v]; ok && slices.Contains(who, rec) {
+			held[v] = rec
+		}
+		if len(who) > 1 {
+			plan.Conflicts = append(plan.Conflicts, strings.Join(who, " and "))
+		}
+	}
+	slices.Sort(plan.Conflicts)
 	for v, who := range held {
 		if rec, ok := records[v]; !ok || rec != who {
 			plan.Reserve[v] = who
@@ -73,7 +90,7 @@ func (a *Allocators) PlanRepair(services []corev1.Service, ips, ports map[int]st
 			continue // held by another owner: Reserve rewrites the record
 		}
 		plan.Suspects[v] = rec
-		if prevSuspects[v] == rec {
+		if prev, ok := prevSuspects[v]; ok && prev == rec {
 			plan.Release[v] = rec
 		}
 	}
