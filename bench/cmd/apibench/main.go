@@ -1,0 +1,202 @@
+// Command apibench measures svcnet's control plane against the targets of the control-plane issue:
+//
+//  1. cold start of `svcnet up`: exec with a fresh data dir to the first authenticated
+//     GET /api/v1/namespaces/default (and to the `ready` line);
+//  2. N Services (ClusterIP, every k-th NodePort) created by concurrent client-go writers, then a
+//     check that every ClusterIP and NodePort is distinct;
+//  3. resident memory of the server with those Services stored;
+//  4. watch fan-out: latency from each write to its delivery at every one of W watchers.
+//
+// It starts `svcnet up --nodes 0` itself on a free loopback port in a temporary data dir, sends traffic
+// only to 127.0.0.1, and always stops the process it started (by its PID) and removes the dir. Progress
+// goes to stderr, the result table to stdout. Linux only (memory is read from /proc/PID/status).
+//
+//	go build -o /tmp/svcnet ./cmd/svcnet && go run ./bench/cmd/apibench -svcnet /tmp/svcnet
+//
+// bench/apiserver.sh does both; bench/README.md explains each figure.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+type options struct {
+	binary        string
+	coldRuns      int
+	services      int
+	nodePortEvery int
+	writers       int
+	watchers      int
+	watchClients  int
+	events        int
+	rate          float64
+	protobuf      bool
+	timeout       time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.binary, "svcnet", "", "path of the svcnet binary (required; go build -o /tmp/svcnet ./cmd/svcnet)")
+	flag.IntVar(&o.coldRuns, "cold-runs", 5, "cold starts to time (0 skips the phase)")
+	flag.IntVar(&o.services, "services", 10000, "Services to create (0 skips the create and memory phases)")
+	flag.IntVar(&o.nodePortEvery, "nodeport-every", 10, "every k-th Service is type NodePort (0: none)")
+	flag.IntVar(&o.writers, "writers", 16, "concurrent create clients, each with its own connection")
+	flag.IntVar(&o.watchers, "watchers", 100, "concurrent watch streams (0 skips the watch phase)")
+	flag.IntVar(&o.watchClients, "watch-clients", 10, "client-go clients (connections) the watch streams are spread over")
+	flag.IntVar(&o.events, "events", 200, "writes (half creates, half updates) observed by every watcher")
+	flag.Float64Var(&o.rate, "rate", 50, "writes per second in the watch phase")
+	flag.BoolVar(&o.protobuf, "protobuf", false, "clients speak protobuf, as Kubernetes components do, instead of client-go's default JSON")
+	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "limit for the whole run")
+	flag.Parse()
+	log.SetFlags(log.Lmicroseconds)
+	log.SetPrefix("apibench: ")
+	if err := o.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "apibench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	var t table
+	err := run(ctx, o, &t)
+	cancel()
+	stop()
+	t.print(os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "apibench:", err)
+		os.Exit(1)
+	}
+}
+
+func (o options) validate() error {
+	var errs []error
+	if o.binary == "" {
+		errs = append(errs, errors.New("-svcnet PATH is required: build it with `go build -o /tmp/svcnet ./cmd/svcnet`"))
+	}
+	if o.coldRuns < 0 || o.services < 0 || o.watchers < 0 || o.events < 0 || o.nodePortEvery < 0 {
+		errs = append(errs, errors.New("counts must be 0 or more"))
+	}
+	if o.services > 0 && o.writers < 1 {
+		errs = append(errs, errors.New("-writers must be 1 or more"))
+	}
+	if o.watchers > 0 && (o.watchClients < 1 || o.events < 1 || o.rate <= 0) {
+		errs = append(errs, errors.New("-watch-clients, -events and -rate must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// run does the phases in order; every server it starts is stopped and every dir removed before it
+// returns, also on failure.
+func run(ctx context.Context, o options, t *table) error {
+	bin, err := filepath.Abs(o.binary)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("svcnet binary: %w (build it with `go build -o /tmp/svcnet ./cmd/svcnet`)", err)
+	}
+	root, err := os.MkdirTemp("", "svcnet-apibench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+
+	if o.coldRuns > 0 {
+		if err := coldStart(ctx, bin, root, o.coldRuns, t); err != nil {
+			return fmt.Errorf("cold start: %w", err)
+		}
+	}
+	if o.services == 0 && o.watchers == 0 {
+		return nil
+	}
+	s, err := start(bin, filepath.Join(root, "load"))
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	cfg, _, err := s.waitAPI(ctx, time.Minute)
+	if err != nil {
+		return err
+	}
+	log.Printf("load server: pid %d, %s", s.cmd.Process.Pid, cfg.Host)
+	if o.protobuf {
+		cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	}
+	if o.services > 0 {
+		if err := creates(ctx, o, cfg, s.cmd.Process.Pid, t); err != nil {
+			return fmt.Errorf("creates: %w", err)
+		}
+		if err := memory(s.cmd.Process.Pid, o.services, t); err != nil {
+			return fmt.Errorf("memory: %w", err)
+		}
+	}
+	if o.watchers > 0 {
+		if err := watchFanout(ctx, o, cfg, t); err != nil {
+			return fmt.Errorf("watch fan-out: %w", err)
+		}
+	}
+	return nil
+}
+
+// table collects the result rows: figure, measured value, target and verdict.
+type table struct{ rows [][4]string }
+
+// add records a row; target "" means the figure is informational.
+func (t *table) add(figure, measured, target string, met bool) {
+	verdict := ""
+	if target != "" {
+		verdict = "ok"
+		if !met {
+			verdict = "MISSED"
+		}
+	}
+	t.rows = append(t.rows, [4]string{figure, measured, target, verdict})
+}
+
+func (t *table) print(w io.Writer) {
+	if len(t.rows) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "FIGURE\tMEASURED\tTARGET\tRESULT")
+	for _, r := range t.rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r[0], r[1], r[2], r[3])
+	}
+	tw.Flush()
+}
+
+// percentile is the nearest-rank p-th percentile (0 < p <= 1) of sorted values.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// sortedCopy returns d sorted, leaving d alone.
+func sortedCopy(d []time.Duration) []time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s
+}
+
+// dur prints a duration in ms below a second and in s above.
+func dur(d time.Duration) string {
+	if d >= time.Second || d <= -time.Second {
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+}
