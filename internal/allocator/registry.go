@@ -218,3 +218,43 @@ func (g *Registry) Free() int {
 	defer g.mu.Unlock()
 	return g.size - g.r.used
 }
+
+// Pick chooses a free value for automatic allocation and marks it taken locally, without writing
+// etcd: the caller writes the record in its own transaction (with the object that holds it), and
+// calls Unpick if that transaction does not happen.
+func (g *Registry) Pick() (int, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	off, ok := g.r.Candidate()
+	if ok {
+		g.r.Set(off)
+	}
+	return off, ok
+}
+
+// Unpick forgets a local mark made by Pick or Taken whose record was never written.
+func (g *Registry) Unpick(off int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.r.Clear(off)
+}
+
+// Taken marks a value taken locally, e.g. after a transaction found its record already present.
+func (g *Registry) Taken(off int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.r.Set(off)
+}
+
+// Has reports whether this process believes the value is taken.
+func (g *Registry) Has(off int) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.r.Has(off)
+}
+
+// RecordKey is the etcd key of a value's allocation record.
+func (g *Registry) RecordKey(off int) string { return g.prefix + g.codec.Key(off) }
+
+// Size is the number of values in the range.
+func (g *Registry) Size() int { return g.size }

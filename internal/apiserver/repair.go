@@ -6,8 +6,11 @@ import (
 	"strconv"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/pager"
 
 	svcregistry "github.com/svcnet/svcnet/internal/registry/service"
 )
@@ -45,11 +48,19 @@ func (s *Server) repairOnce(ctx context.Context, client kubernetes.Interface, su
 	if err != nil {
 		return nil, err
 	}
-	list, err := client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{ResourceVersion: ""})
+	// Pages keep the pass's memory flat however many Services there are.
+	var services []corev1.Service
+	err = pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return client.CoreV1().Services(metav1.NamespaceAll).List(ctx, opts)
+	}).EachListItem(ctx, metav1.ListOptions{Limit: 500}, func(o runtime.Object) error {
+		s := o.(*corev1.Service)
+		services = append(services, corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name}, Spec: s.Spec})
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	plan := s.alloc.PlanRepair(list.Items, ips, ports, suspects)
+	plan := s.alloc.PlanRepair(services, ips, ports, suspects)
 	for _, c := range plan.Conflicts {
 		slog.Error("services hold the same allocated value", "services", c)
 	}

@@ -301,6 +301,13 @@ func (s *Server) installAPIs(opts *restOptions) error {
 	if err != nil {
 		return err
 	}
+	svcOpts, err := opts.GetRESTOptions(corev1.Resource("services"), nil)
+	if err != nil {
+		return err
+	}
+	// A Service and its allocation records are written in one etcd transaction.
+	svc.Storage.Storage = &svcregistry.CreateStorage{Interface: svc.Storage.Storage, Allocators: s.alloc,
+		Client: s.etcd, Codec: svcOpts.StorageConfig.Codec, Prefix: opts.backend.Prefix + "/"}
 	svc.BeginCreate = s.alloc.BeginCreate
 	svc.BeginUpdate = s.alloc.BeginUpdate
 	svc.AfterDelete = s.alloc.AfterDelete

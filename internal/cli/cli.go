@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -89,6 +90,15 @@ func newRoot() *cobra.Command {
 	return root
 }
 
+// tuneGC sets the server commands' GC target to 75% unless GOGC says otherwise: the API server's live
+// heap is dominated by its watch cache, and collecting a little earlier keeps resident memory about
+// 20 MB lower at 10,000 Services for no measurable throughput cost (bench/README.md).
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(75)
+	}
+}
+
 func upCmd(dir func() string) *cobra.Command {
 	var c cluster.Config
 	cmd := &cobra.Command{
@@ -96,6 +106,7 @@ func upCmd(dir func() string) *cobra.Command {
 		Short: "Run a local cluster in the foreground (Ctrl-C stops it)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			tuneGC()
 			c.DataDir = dir()
 			return cluster.Up(cmd.Context(), c, os.Stdout)
 		},
@@ -118,6 +129,7 @@ func apiserverCmd() *cobra.Command {
 		Short: "Run the API server alone, over an external etcd (multi-machine clusters)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			tuneGC()
 			c.EtcdTLS = etcdTLS
 			s, err := apiserver.New(c)
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -29,6 +30,10 @@ type Allocators struct {
 	Ports    *allocator.Registry
 	PortBase int
 	PortSize int
+
+	// pending holds the create plans of requests between BeginCreate and the storage write, keyed by
+	// the object being created (the generic store passes the same pointer through).
+	pending sync.Map
 }
 
 var serviceKind = corev1.SchemeGroupVersion.WithKind("Service").GroupKind()
@@ -61,21 +66,72 @@ func (a *Allocators) holdings(s *corev1.Service) held {
 	return h
 }
 
-// txn collects what one request allocated, to release it if the request fails.
+// txn collects what one request allocates. On update each value is reserved in etcd at once and
+// released again if the request fails. On create (deferred) values are only picked in memory and
+// listed as wants; the object's own etcd transaction writes their records (see createStorage).
 type txn struct {
-	a     *Allocators
-	owner string
-	ip    *int
-	ports []int
+	a        *Allocators
+	owner    string
+	deferred bool
+	ip       *int
+	ports    []int
+	wants    []want
+}
+
+// want is one value a new Service will hold.
+type want struct {
+	reg  *allocator.Registry
+	off  int
+	auto bool // picked by us: on conflict pick another; otherwise the user asked for it
+	mine bool // its record already names this owner (left by an earlier attempt)
+	// taken is the error for a requested value someone else holds; set rewrites a re-picked value.
+	taken func() error
+	set   func(svc *corev1.Service, off int)
 }
 
 func (t *txn) rollback(ctx context.Context) {
+	if t.deferred {
+		for _, w := range t.wants {
+			if w.auto {
+				w.reg.Unpick(w.off)
+			}
+		}
+		return
+	}
 	if t.ip != nil {
 		_ = t.a.IPs.Release(ctx, *t.ip, t.owner)
 	}
 	for _, p := range t.ports {
 		_ = t.a.Ports.Release(ctx, p-t.a.PortBase, t.owner)
 	}
+}
+
+// next takes any free value of reg: picked in memory on create, reserved in etcd on update.
+func (t *txn) next(ctx context.Context, reg *allocator.Registry, set func(*corev1.Service, int)) (int, error) {
+	if t.deferred {
+		off, ok := reg.Pick()
+		if !ok {
+			return 0, allocator.ErrFull
+		}
+		t.wants = append(t.wants, want{reg: reg, off: off, auto: true, set: set})
+		return off, nil
+	}
+	return reg.Next(ctx, t.owner)
+}
+
+// claim takes a value the user asked for; taken builds the error if someone else holds it.
+func (t *txn) claim(ctx context.Context, reg *allocator.Registry, off int, taken func() error) error {
+	if t.deferred {
+		t.wants = append(t.wants, want{reg: reg, off: off, taken: taken})
+		return nil
+	}
+	if err := reg.Reserve(ctx, off, t.owner); err != nil {
+		if errors.Is(err, allocator.ErrAllocated) {
+			return taken()
+		}
+		return apierrors.NewInternalError(err)
+	}
+	return nil
 }
 
 // BeginCreate allocates before the object is validated and stored, as kube-apiserver does; the
@@ -90,14 +146,16 @@ func (a *Allocators) BeginCreate(ctx context.Context, obj runtime.Object, option
 	if err := initIPFamilies(svc, nil); err != nil {
 		return nil, err
 	}
-	t := &txn{a: a, owner: owner(svc)}
+	t := &txn{a: a, owner: owner(svc), deferred: true}
 	dry := isDryRun(options.DryRun)
 	if err := a.allocate(ctx, svc, nil, t, dry); err != nil {
 		t.rollback(ctx)
 		return nil, err
 	}
+	a.pending.Store(svc, t)
 	return func(ctx context.Context, success bool) {
-		if !success && !dry {
+		a.pending.Delete(svc)
+		if !success || dry {
 			t.rollback(context.WithoutCancel(ctx))
 		}
 	}, nil
@@ -276,10 +334,13 @@ func (a *Allocators) allocateIP(ctx context.Context, svc, old *corev1.Service, t
 		return nil // unchanged; validation rejects any other change
 	}
 	if ipStr == "" {
-		if dry {
+		if dry && !t.deferred {
 			return nil
 		}
-		off, err := a.IPs.Next(ctx, t.owner)
+		off, err := t.next(ctx, a.IPs, func(svc *corev1.Service, off int) {
+			ip := a.IPCodec.Addr(off).String()
+			svc.Spec.ClusterIP, svc.Spec.ClusterIPs = ip, []string{ip}
+		})
 		if err != nil {
 			if errors.Is(err, allocator.ErrFull) {
 				return apierrors.NewInternalError(fmt.Errorf("failed to allocate a serviceIP: %v", err))
@@ -305,15 +366,17 @@ func (a *Allocators) allocateIP(ctx context.Context, svc, old *corev1.Service, t
 		return invalid(fmt.Sprintf("the provided IP (%s) is not in the valid range. The range of valid IPs is %s", ipStr, a.IPCodec.Prefix))
 	}
 	if dry {
-		return nil
-	}
-	if err := a.IPs.Reserve(ctx, off, t.owner); err != nil {
-		if errors.Is(err, allocator.ErrAllocated) {
+		if a.IPs.Has(off) {
 			return invalid("provided IP is already allocated")
 		}
-		return apierrors.NewInternalError(err)
+		return nil
 	}
-	t.ip = &off
+	if err := t.claim(ctx, a.IPs, off, func() error { return invalid("provided IP is already allocated") }); err != nil {
+		return err
+	}
+	if !t.deferred {
+		t.ip = &off
+	}
 	return nil
 }
 
@@ -333,17 +396,34 @@ func (a *Allocators) allocatePorts(ctx context.Context, svc, old *corev1.Service
 			return want, nil
 		}
 		if p == 0 {
-			if dry {
+			if dry && !t.deferred {
 				return 0, nil
 			}
-			off, err := a.Ports.Next(ctx, t.owner)
+			cur := 0
+			off, err := t.next(ctx, a.Ports, func(svc *corev1.Service, off int) {
+				// A re-pick moves every field that got the old value (ports sharing it, or the
+				// health check port).
+				np := int32(a.PortBase + off)
+				for j := range svc.Spec.Ports {
+					if int(svc.Spec.Ports[j].NodePort) == cur {
+						svc.Spec.Ports[j].NodePort = np
+					}
+				}
+				if int(svc.Spec.HealthCheckNodePort) == cur {
+					svc.Spec.HealthCheckNodePort = np
+				}
+				cur = int(np)
+			})
+			cur = a.PortBase + off
 			if err != nil {
 				if errors.Is(err, allocator.ErrFull) {
 					return 0, apierrors.NewInternalError(fmt.Errorf("failed to allocate a nodePort: %v", err))
 				}
 				return 0, apierrors.NewInternalError(err)
 			}
-			t.ports = append(t.ports, a.PortBase+off)
+			if !t.deferred {
+				t.ports = append(t.ports, a.PortBase+off)
+			}
 			claimed[a.PortBase+off] = true
 			return int32(a.PortBase + off), nil
 		}
@@ -357,17 +437,19 @@ func (a *Allocators) allocatePorts(ctx context.Context, svc, old *corev1.Service
 		if claimed[p] {
 			return 0, invalid("provided port is already allocated")
 		}
+		claimed[p] = true
 		if dry {
-			return want, nil
-		}
-		if err := a.Ports.Reserve(ctx, p-a.PortBase, t.owner); err != nil {
-			if errors.Is(err, allocator.ErrAllocated) {
+			if a.Ports.Has(p - a.PortBase) {
 				return 0, invalid("provided port is already allocated")
 			}
-			return 0, apierrors.NewInternalError(err)
+			return want, nil
 		}
-		t.ports = append(t.ports, p)
-		claimed[p] = true
+		if err := t.claim(ctx, a.Ports, p-a.PortBase, func() error { return invalid("provided port is already allocated") }); err != nil {
+			return 0, err
+		}
+		if !t.deferred {
+			t.ports = append(t.ports, p)
+		}
 		return want, nil
 	}
 	// Ports with the same port number (53/TCP and 53/UDP) share one nodePort; any other reuse of a
