@@ -241,3 +241,22 @@ func TestNamespaceDeletionAndGarbageCollection(t *testing.T) {
 		})
 	}
 }
+
+// SIGTERM (and Ctrl-C) stop `svcnet up` cleanly: exit status 0, and the next start finds everything.
+func TestSigtermStopsCleanly(t *testing.T) {
+	dir := t.TempDir()
+	p := up(t, dir)
+	c := clientFor(t, filepath.Join(dir, "kubeconfig"))
+	if _, err := c.CoreV1().Services("default").Create(context.Background(), nodePortSvc("kept"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p.kill(syscall.SIGTERM)
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("svcnet up exited %d on SIGTERM; output: %v", code, p.output())
+	}
+	up(t, dir)
+	c = clientFor(t, filepath.Join(dir, "kubeconfig"))
+	if _, err := c.CoreV1().Services("default").Get(context.Background(), "kept", metav1.GetOptions{}); err != nil {
+		t.Fatalf("service lost across a clean restart: %v", err)
+	}
+}
