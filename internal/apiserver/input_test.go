@@ -200,3 +200,20 @@ func TestNamespaceLifecycle(t *testing.T) {
 		t.Errorf("create in a terminating namespace was not refused")
 	}
 }
+
+// The kubernetes Service comes back after a delete, at the first address of the range.
+func TestKubernetesServiceIsReconciled(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	ctx := context.Background()
+	svcs := env.Client.CoreV1().Services("default")
+	if err := svcs.Delete(ctx, "kubernetes", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		s, err := svcs.Get(ctx, "kubernetes", metav1.GetOptions{})
+		return err == nil && s.Spec.ClusterIP == "10.96.0.1", nil
+	})
+	if err != nil {
+		t.Fatal("kubernetes service not recreated at 10.96.0.1")
+	}
+}

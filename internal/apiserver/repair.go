@@ -16,25 +16,43 @@ import (
 )
 
 // repairInterval spaces repair passes; a leaked value is released on the second pass that sees it.
-const repairInterval = 30 * time.Second
+// builtinsInterval is how often the system namespaces and the kubernetes Service are re-ensured, as
+// kube-apiserver's own controller does (every 10 s), so deleting them is undone.
+const (
+	repairInterval   = 30 * time.Second
+	builtinsInterval = 10 * time.Second
+)
 
 // repairLoop keeps allocation records equal to what stored Services hold: it re-records values whose
 // record is missing (drift) and frees values no Service holds (a crash between allocating and storing).
 func (s *Server) repairLoop(ctx context.Context, client kubernetes.Interface) {
-	var suspects map[svcregistry.Value]string
+	suspects := s.repairPass(ctx, client, nil)
+	repair := time.NewTicker(repairInterval)
+	defer repair.Stop()
+	builtins := time.NewTicker(builtinsInterval)
+	defer builtins.Stop()
 	for {
-		next, err := s.repairOnce(ctx, client, suspects)
-		if err != nil {
-			slog.Warn("allocation repair failed", "err", err)
-		} else {
-			suspects = next
-		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(repairInterval):
+		case <-builtins.C:
+			if err := s.ensureBuiltins(ctx, client); err != nil {
+				slog.Warn("ensuring system namespaces and the kubernetes service failed", "err", err)
+			}
+		case <-repair.C:
+			suspects = s.repairPass(ctx, client, suspects)
 		}
 	}
+}
+
+// repairPass runs one repair and returns the suspects for the next (the old ones if it failed).
+func (s *Server) repairPass(ctx context.Context, client kubernetes.Interface, suspects map[svcregistry.Value]string) map[svcregistry.Value]string {
+	next, err := s.repairOnce(ctx, client, suspects)
+	if err != nil {
+		slog.Warn("allocation repair failed", "err", err)
+		return suspects
+	}
+	return next
 }
 
 func (s *Server) repairOnce(ctx context.Context, client kubernetes.Interface, suspects map[svcregistry.Value]string) (map[svcregistry.Value]string, error) {
