@@ -31,16 +31,20 @@ func typedUpdate[T runtime.Object](f func(T, T) field.ErrorList) func(runtime.Ob
 	return func(o, old runtime.Object) field.ErrorList { return f(o.(T), old.(T)) }
 }
 
-// metaOnly validates just the object metadata, for kinds whose spec has no rules of its own here.
+// metaOnly validates just the object metadata, for kinds whose spec has no rules of their own yet.
 func metaOnly(namespaced bool, name apivalidation.ValidateNameFunc) func(runtime.Object) field.ErrorList {
 	return func(o runtime.Object) field.ErrorList {
-		m := o.(metav1.Object)
-		return apivalidation.ValidateObjectMetaAccessor(m, namespaced, name, field.NewPath("metadata"))
+		return corevalidation.ValidateObjectMeta(objectMeta(o), namespaced, name, field.NewPath("metadata"))
 	}
 }
 
 func metaOnlyUpdate(o, old runtime.Object) field.ErrorList {
-	return apivalidation.ValidateObjectMetaAccessorUpdate(o.(metav1.Object), old.(metav1.Object), field.NewPath("metadata"))
+	return corevalidation.ValidateObjectMetaUpdate(objectMeta(o), objectMeta(old), field.NewPath("metadata"))
+}
+
+// objectMeta is the ObjectMeta every k8s.io/api kind embeds.
+func objectMeta(o runtime.Object) *metav1.ObjectMeta {
+	return o.(metav1.ObjectMetaAccessor).GetObjectMeta().(*metav1.ObjectMeta)
 }
 
 func table(gr schema.GroupResource) rest.TableConvertor { return printers.For(gr) }

@@ -3,6 +3,8 @@
 package discovery
 
 import (
+	corevalidation "github.com/svcnet/svcnet/internal/apis/core/validation"
+
 	"net/netip"
 	"reflect"
 	"strings"
@@ -10,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -63,24 +64,11 @@ func ValidateEndpointSliceUpdate(newS, oldS *discoveryv1.EndpointSlice) field.Er
 }
 
 func validateEndpointSlice(s, old *discoveryv1.EndpointSlice) field.ErrorList {
-	allErrs := validateObjectMeta(&s.ObjectMeta, field.NewPath("metadata"))
+	allErrs := corevalidation.ValidateObjectMeta(&s.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
 	allErrs = append(allErrs, validateAddressType(s.AddressType)...)
 	allErrs = append(allErrs, validatePorts(s.Ports, field.NewPath("ports"))...)
 	if old == nil || !reflect.DeepEqual(old.Endpoints, s.Endpoints) {
 		allErrs = append(allErrs, validateEndpoints(s.Endpoints, s.AddressType, field.NewPath("endpoints"))...)
-	}
-	return allErrs
-}
-
-// validateObjectMeta is core's ValidateObjectMeta with the DNS-subdomain name rule: apimachinery's checks
-// plus kube's requirement that unqualified finalizers be standard ones.
-func validateObjectMeta(meta *metav1.ObjectMeta, fldPath *field.Path) field.ErrorList {
-	allErrs := apimachineryvalidation.ValidateObjectMeta(meta, true, apimachineryvalidation.NameIsDNSSubdomain, fldPath)
-	standard := sets.New(string(corev1.FinalizerKubernetes), metav1.FinalizerOrphanDependents, metav1.FinalizerDeleteDependents)
-	for i, f := range meta.Finalizers {
-		if !strings.Contains(f, "/") && !standard.Has(f) {
-			allErrs = append(allErrs, field.Invalid(fldPath.Child("finalizers").Index(i), f, "name is neither a standard finalizer name nor is it fully qualified"))
-		}
 	}
 	return allErrs
 }

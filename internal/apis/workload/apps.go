@@ -1,6 +1,8 @@
 package workload
 
 import (
+	corevalidation "github.com/svcnet/svcnet/internal/apis/core/validation"
+
 	"fmt"
 	"strconv"
 
@@ -125,21 +127,21 @@ func DefaultStatefulSet(s *appsv1.StatefulSet) {
 
 // ValidateDeployment validates a Deployment on create.
 func ValidateDeployment(d *appsv1.Deployment) field.ErrorList {
-	allErrs := validateObjectMeta(&d.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
+	allErrs := corevalidation.ValidateObjectMeta(&d.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
 	return append(allErrs, validateDeploymentSpec(&d.Spec, field.NewPath("spec"), podOpts{})...)
 }
 
 // ValidateDeploymentUpdate validates an update of a Deployment: the new spec must be valid and the
 // selector may not change (in apps/v1 it is immutable).
 func ValidateDeploymentUpdate(newD, oldD *appsv1.Deployment) field.ErrorList {
-	allErrs := validateObjectMetaUpdate(&newD.ObjectMeta, &oldD.ObjectMeta, field.NewPath("metadata"))
+	allErrs := corevalidation.ValidateObjectMetaUpdate(&newD.ObjectMeta, &oldD.ObjectMeta, field.NewPath("metadata"))
 	allErrs = append(allErrs, validateDeploymentSpec(&newD.Spec, field.NewPath("spec"), podOpts{})...)
 	return append(allErrs, apimachineryvalidation.ValidateImmutableField(newD.Spec.Selector, oldD.Spec.Selector, field.NewPath("spec").Child("selector"))...)
 }
 
 // ValidateDeploymentStatusUpdate validates an update through the status subresource.
 func ValidateDeploymentStatusUpdate(newD, oldD *appsv1.Deployment) field.ErrorList {
-	allErrs := validateObjectMetaUpdate(&newD.ObjectMeta, &oldD.ObjectMeta, field.NewPath("metadata"))
+	allErrs := corevalidation.ValidateObjectMetaUpdate(&newD.ObjectMeta, &oldD.ObjectMeta, field.NewPath("metadata"))
 	p := field.NewPath("status")
 	st := &newD.Status
 	allErrs = append(allErrs, nonNegative(st.ObservedGeneration, p.Child("observedGeneration"))...)
@@ -229,20 +231,20 @@ func validateRollingUpdateDeployment(ru *appsv1.RollingUpdateDeployment, fldPath
 
 // ValidateReplicaSet validates a ReplicaSet on create.
 func ValidateReplicaSet(rs *appsv1.ReplicaSet) field.ErrorList {
-	allErrs := validateObjectMeta(&rs.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
+	allErrs := corevalidation.ValidateObjectMeta(&rs.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
 	return append(allErrs, validateReplicaSetSpec(&rs.Spec, field.NewPath("spec"), podOpts{})...)
 }
 
 // ValidateReplicaSetUpdate validates an update of a ReplicaSet; the selector is immutable.
 func ValidateReplicaSetUpdate(newRS, oldRS *appsv1.ReplicaSet) field.ErrorList {
-	allErrs := validateObjectMetaUpdate(&newRS.ObjectMeta, &oldRS.ObjectMeta, field.NewPath("metadata"))
+	allErrs := corevalidation.ValidateObjectMetaUpdate(&newRS.ObjectMeta, &oldRS.ObjectMeta, field.NewPath("metadata"))
 	allErrs = append(allErrs, validateReplicaSetSpec(&newRS.Spec, field.NewPath("spec"), podOpts{})...)
 	return append(allErrs, apimachineryvalidation.ValidateImmutableField(newRS.Spec.Selector, oldRS.Spec.Selector, field.NewPath("spec").Child("selector"))...)
 }
 
 // ValidateReplicaSetStatusUpdate validates an update through the status subresource.
 func ValidateReplicaSetStatusUpdate(newRS, oldRS *appsv1.ReplicaSet) field.ErrorList {
-	allErrs := validateObjectMetaUpdate(&newRS.ObjectMeta, &oldRS.ObjectMeta, field.NewPath("metadata"))
+	allErrs := corevalidation.ValidateObjectMetaUpdate(&newRS.ObjectMeta, &oldRS.ObjectMeta, field.NewPath("metadata"))
 	p := field.NewPath("status")
 	st := &newRS.Status
 	allErrs = append(allErrs, nonNegative(int64(st.Replicas), p.Child("replicas"))...)
@@ -327,7 +329,7 @@ type statefulSetOpts struct {
 // ValidateStatefulSet validates a StatefulSet on create. The name must be a DNS label (not subdomain)
 // because each pod's hostname is derived from it.
 func ValidateStatefulSet(s *appsv1.StatefulSet) field.ErrorList {
-	allErrs := validateObjectMeta(&s.ObjectMeta, true, apimachineryvalidation.NameIsDNSLabel, field.NewPath("metadata"))
+	allErrs := corevalidation.ValidateObjectMeta(&s.ObjectMeta, true, apimachineryvalidation.NameIsDNSLabel, field.NewPath("metadata"))
 	return append(allErrs, validateStatefulSetSpec(&s.Spec, field.NewPath("spec"), podOpts{}, statefulSetOpts{})...)
 }
 
@@ -335,7 +337,7 @@ func ValidateStatefulSet(s *appsv1.StatefulSet) field.ErrorList {
 // updateStrategy, revisionHistoryLimit, persistentVolumeClaimRetentionPolicy and minReadySeconds may change.
 // The name is not revalidated, so objects created under the older subdomain rule can still be updated.
 func ValidateStatefulSetUpdate(newS, oldS *appsv1.StatefulSet) field.ErrorList {
-	allErrs := validateObjectMetaUpdate(&newS.ObjectMeta, &oldS.ObjectMeta, field.NewPath("metadata"))
+	allErrs := corevalidation.ValidateObjectMetaUpdate(&newS.ObjectMeta, &oldS.ObjectMeta, field.NewPath("metadata"))
 	setOpts := statefulSetOpts{
 		allowInvalidServiceName:          true, // serviceName is immutable; tolerate old invalid values
 		skipValidateVolumeClaimTemplates: true, // likewise immutable
@@ -392,7 +394,7 @@ func ValidateStatefulSetStatusUpdate(newS, oldS *appsv1.StatefulSet) field.Error
 	if st.AvailableReplicas > st.ReadyReplicas {
 		allErrs = append(allErrs, field.Invalid(p.Child("availableReplicas"), st.AvailableReplicas, "cannot be greater than status.readyReplicas"))
 	}
-	allErrs = append(allErrs, validateObjectMetaUpdate(&newS.ObjectMeta, &oldS.ObjectMeta, field.NewPath("metadata"))...)
+	allErrs = append(allErrs, corevalidation.ValidateObjectMetaUpdate(&newS.ObjectMeta, &oldS.ObjectMeta, field.NewPath("metadata"))...)
 	return append(allErrs, validateCollisionCount(st.CollisionCount, oldS.Status.CollisionCount)...)
 }
 

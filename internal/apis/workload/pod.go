@@ -9,6 +9,8 @@
 package workload
 
 import (
+	corevalidation "github.com/svcnet/svcnet/internal/apis/core/validation"
+
 	"fmt"
 	"math"
 	"path"
@@ -398,7 +400,7 @@ func ValidatePod(p *corev1.Pod) field.ErrorList {
 // the error lists exactly what may change, as kube does.
 func ValidatePodUpdate(newPod, oldPod *corev1.Pod) field.ErrorList {
 	metaPath := field.NewPath("metadata")
-	allErrs := validateObjectMetaUpdate(&newPod.ObjectMeta, &oldPod.ObjectMeta, metaPath)
+	allErrs := corevalidation.ValidateObjectMetaUpdate(&newPod.ObjectMeta, &oldPod.ObjectMeta, metaPath)
 	allErrs = append(allErrs, validatePodMetadataAndSpec(newPod, podOpts{resourceIsPod: true})...)
 	allErrs = append(allErrs, validatePodSpecificAnnotationUpdates(newPod, oldPod, metaPath.Child("annotations"))...)
 	specPath := field.NewPath("spec")
@@ -470,7 +472,7 @@ func ValidatePodUpdate(newPod, oldPod *corev1.Pod) field.ErrorList {
 // ValidatePodStatusUpdate validates an update through the status subresource.
 func ValidatePodStatusUpdate(newPod, oldPod *corev1.Pod) field.ErrorList {
 	fldPath := field.NewPath("metadata")
-	allErrs := validateObjectMetaUpdate(&newPod.ObjectMeta, &oldPod.ObjectMeta, fldPath)
+	allErrs := corevalidation.ValidateObjectMetaUpdate(&newPod.ObjectMeta, &oldPod.ObjectMeta, fldPath)
 	allErrs = append(allErrs, validatePodSpecificAnnotationUpdates(newPod, oldPod, fldPath.Child("annotations"))...)
 	// kube reports condition types under metadata.conditions; kept for identical output.
 	allErrs = append(allErrs, validatePodConditions(newPod.Status.Conditions, fldPath.Child("conditions"))...)
@@ -499,7 +501,7 @@ func ValidatePodStatusUpdate(newPod, oldPod *corev1.Pod) field.ErrorList {
 func validatePodMetadataAndSpec(pod *corev1.Pod, opts podOpts) field.ErrorList {
 	metaPath := field.NewPath("metadata")
 	specPath := field.NewPath("spec")
-	allErrs := validateObjectMeta(&pod.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain, metaPath)
+	allErrs := corevalidation.ValidateObjectMeta(&pod.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain, metaPath)
 	allErrs = append(allErrs, validatePodSpecificAnnotations(pod.Annotations, &pod.Spec, metaPath.Child("annotations"))...)
 	allErrs = append(allErrs, validatePodSpec(&pod.Spec, &pod.ObjectMeta, specPath, opts)...)
 
@@ -720,33 +722,6 @@ func isDualStack(ips []string) bool {
 // ---------------------------------------------------------------------------------------------------------
 // Validation: object metadata and annotations
 // ---------------------------------------------------------------------------------------------------------
-
-// validateObjectMeta is core's ValidateObjectMeta: apimachinery's checks plus kube's rule that unqualified
-// finalizer names must be one of the standard ones.
-func validateObjectMeta(meta *metav1.ObjectMeta, namespaced bool, nameFn apimachineryvalidation.ValidateNameFunc, fldPath *field.Path) field.ErrorList {
-	allErrs := apimachineryvalidation.ValidateObjectMeta(meta, namespaced, nameFn, fldPath)
-	for i := range meta.Finalizers {
-		allErrs = append(allErrs, validateKubeFinalizerName(meta.Finalizers[i], fldPath.Child("finalizers").Index(i))...)
-	}
-	return allErrs
-}
-
-func validateObjectMetaUpdate(newMeta, oldMeta *metav1.ObjectMeta, fldPath *field.Path) field.ErrorList {
-	allErrs := apimachineryvalidation.ValidateObjectMetaUpdate(newMeta, oldMeta, fldPath)
-	for i := range newMeta.Finalizers {
-		allErrs = append(allErrs, validateKubeFinalizerName(newMeta.Finalizers[i], fldPath.Child("finalizers").Index(i))...)
-	}
-	return allErrs
-}
-
-var standardFinalizers = sets.New(string(corev1.FinalizerKubernetes), metav1.FinalizerOrphanDependents, metav1.FinalizerDeleteDependents)
-
-func validateKubeFinalizerName(name string, fldPath *field.Path) field.ErrorList {
-	if !strings.Contains(name, "/") && !standardFinalizers.Has(name) {
-		return field.ErrorList{field.Invalid(fldPath, name, "name is neither a standard finalizer name nor is it fully qualified")}
-	}
-	return nil
-}
 
 func validatePodSpecificAnnotations(annotations map[string]string, spec *corev1.PodSpec, fldPath *field.Path) field.ErrorList {
 	allErrs := field.ErrorList{}

@@ -24,7 +24,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	unversionedvalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -65,14 +64,12 @@ var (
 		v1.ServiceTrafficDistributionPreferSameZone,
 		v1.ServiceTrafficDistributionPreferSameNode,
 	}
-
-	standardFinalizers = sets.New(string(v1.FinalizerKubernetes), metav1.FinalizerOrphanDependents, metav1.FinalizerDeleteDependents)
 )
 
 // ValidateService validates a Service being created, metadata included
 // (kube's ValidateServiceCreate).
 func ValidateService(service *v1.Service) field.ErrorList {
-	allErrs := validateObjectMeta(&service.ObjectMeta, field.NewPath("metadata"))
+	allErrs := ValidateObjectMeta(&service.ObjectMeta, true, ValidateServiceName, field.NewPath("metadata"))
 	return append(allErrs, validateService(service, nil)...)
 }
 
@@ -87,7 +84,7 @@ func ValidateServiceCreate(service *v1.Service) field.ErrorList {
 // registry rewrites, with metadata.resourceVersion set (the generic store fills
 // it in for unconditional updates before validating).
 func ValidateServiceUpdate(newSvc, oldSvc *v1.Service) field.ErrorList {
-	allErrs := validateObjectMetaUpdate(&newSvc.ObjectMeta, &oldSvc.ObjectMeta, field.NewPath("metadata"))
+	allErrs := ValidateObjectMetaUpdate(&newSvc.ObjectMeta, &oldSvc.ObjectMeta, field.NewPath("metadata"))
 
 	// A client may add or remove a secondary clusterIP or IP family, but never
 	// change the primary one, unless the service goes to, from or stays
@@ -103,7 +100,7 @@ func ValidateServiceUpdate(newSvc, oldSvc *v1.Service) field.ErrorList {
 // only metadata and status.loadBalancer are checked, against newSvc.Spec
 // (which the status strategy has already reset to the old spec).
 func ValidateServiceStatusUpdate(newSvc, oldSvc *v1.Service) field.ErrorList {
-	allErrs := validateObjectMetaUpdate(&newSvc.ObjectMeta, &oldSvc.ObjectMeta, field.NewPath("metadata"))
+	allErrs := ValidateObjectMetaUpdate(&newSvc.ObjectMeta, &oldSvc.ObjectMeta, field.NewPath("metadata"))
 	return append(allErrs, ValidateLoadBalancerStatus(&newSvc.Status.LoadBalancer, &oldSvc.Status.LoadBalancer,
 		field.NewPath("status", "loadBalancer"), &newSvc.Spec)...)
 }
@@ -716,32 +713,6 @@ func externallyAccessible(service *v1.Service) bool {
 // needsHealthCheck mirrors kube's service.NeedsHealthCheck.
 func needsHealthCheck(service *v1.Service) bool {
 	return service.Spec.Type == v1.ServiceTypeLoadBalancer && service.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
-}
-
-// validateObjectMeta is kube's core ValidateObjectMeta with the Service name
-// rule: apimachinery's checks plus kube's rule that unqualified finalizer
-// names must be one of the built-in ones.
-func validateObjectMeta(meta *metav1.ObjectMeta, fldPath *field.Path) field.ErrorList {
-	allErrs := apimachineryvalidation.ValidateObjectMeta(meta, true, ValidateServiceName, fldPath)
-	for i := range meta.Finalizers {
-		allErrs = append(allErrs, validateKubeFinalizerName(meta.Finalizers[i], fldPath.Child("finalizers").Index(i))...)
-	}
-	return allErrs
-}
-
-func validateObjectMetaUpdate(newMeta, oldMeta *metav1.ObjectMeta, fldPath *field.Path) field.ErrorList {
-	allErrs := apimachineryvalidation.ValidateObjectMetaUpdate(newMeta, oldMeta, fldPath)
-	for i := range newMeta.Finalizers {
-		allErrs = append(allErrs, validateKubeFinalizerName(newMeta.Finalizers[i], fldPath.Child("finalizers").Index(i))...)
-	}
-	return allErrs
-}
-
-func validateKubeFinalizerName(name string, fldPath *field.Path) field.ErrorList {
-	if !strings.Contains(name, "/") && !standardFinalizers.Has(name) {
-		return field.ErrorList{field.Invalid(fldPath, name, "name is neither a standard finalizer name nor is it fully qualified")}
-	}
-	return nil
 }
 
 // The origins below are kube's; clients never see them, but tests written
