@@ -15,6 +15,8 @@ require (
 	k8s.io/cli-runtime v0.35.10
 	k8s.io/client-go v0.35.10
 	k8s.io/component-base v0.35.10
+	k8s.io/endpointslice v0.35.10
+	k8s.io/klog/v2 v2.130.1
 	k8s.io/kube-openapi v0.0.0-20250910181357-589584f1c912
 	k8s.io/kubectl v0.35.10
 	k8s.io/utils v0.0.0-20260108192941-914a6e750570
@@ -129,7 +131,6 @@ require (
 	gopkg.in/natefinch/lumberjack.v2 v2.2.1 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 	k8s.io/component-helpers v0.35.10 // indirect
-	k8s.io/klog/v2 v2.130.1 // indirect
 	k8s.io/kms v0.35.10 // indirect
 	k8s.io/metrics v0.35.10 // indirect
 	sigs.k8s.io/apiserver-network-proxy/konnectivity-client v0.31.2 // indirect

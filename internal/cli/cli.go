@@ -187,9 +187,10 @@ func etcdCmd(dir func() string) *cobra.Command {
 
 func controllerManagerCmd(dir func() string) *cobra.Command {
 	var kubeconfig string
+	var o controller.Options
 	cmd := &cobra.Command{
 		Use:   "controller-manager",
-		Short: "Run the cluster controllers (namespace deletion, garbage collection)",
+		Short: "Run the cluster controllers (EndpointSlices, namespace deletion, garbage collection)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if kubeconfig == "" {
@@ -199,10 +200,13 @@ func controllerManagerCmd(dir func() string) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("load kubeconfig %s: %w (start a cluster with `svcnet up` or pass --kubeconfig)", kubeconfig, err)
 			}
-			return controller.Run(cmd.Context(), cfg, controller.Options{})
+			return controller.Run(cmd.Context(), cfg, o)
 		},
 	}
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the API server (default: the data dir's)")
+	cmd.Flags().BoolVar(&o.LeaderElect, "leader-elect", true, "compete for the kube-system/svcnet-controller-manager Lease, so several replicas can run")
+	cmd.Flags().Int32Var(&o.MaxEndpointsPerSlice, "max-endpoints-per-slice", 100, "most endpoints in one EndpointSlice")
+	cmd.Flags().IntVar(&o.Workers, "workers", 2, "concurrent syncs per controller")
 	return cmd
 }
 

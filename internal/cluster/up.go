@@ -136,7 +136,11 @@ func Up(ctx context.Context, c Config, out io.Writer) error {
 		return err
 	}
 	ctrlErr := make(chan error, 1)
-	go func() { ctrlErr <- controller.Run(ctx, restCfg, controller.Options{}) }()
+	// A stable identity lets a restarted `svcnet up` take its own lease back at once.
+	host, _ := os.Hostname()
+	go func() {
+		ctrlErr <- controller.Run(ctx, restCfg, controller.Options{LeaderElect: true, Identity: "svcnet-up_" + host})
+	}()
 
 	fmt.Fprintf(out, "svcnet ready in %s: API %s, kubeconfig %s\n", time.Since(start).Round(time.Millisecond), server, files.Kubeconfig)
 	fmt.Fprintf(out, "  try: svcnet kubectl --data-dir %s get svc -A\n", c.DataDir)

@@ -1,5 +1,6 @@
 // Package controller runs svcnet's cluster-wide controllers (the kube-controller-manager role):
-// namespace deletion and garbage collection today, endpoints and workloads as they land.
+// EndpointSlices, namespace deletion and garbage collection, under leader election so that several
+// replicas can run and only one acts.
 package controller
 
 import (
@@ -12,12 +13,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/discovery"
+	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/svcnet/svcnet/internal/controller/endpointslice"
 	"github.com/svcnet/svcnet/internal/controller/gc"
 	"github.com/svcnet/svcnet/internal/controller/namespace"
 )
@@ -26,6 +29,13 @@ import (
 type Options struct {
 	// Workers per controller.
 	Workers int
+	// MaxEndpointsPerSlice caps the endpoints of one EndpointSlice (kube's default is 100).
+	MaxEndpointsPerSlice int32
+	// LeaderElect makes replicas compete for the kube-system/svcnet-controller-manager Lease.
+	LeaderElect bool
+	// Identity is this replica's name in the Lease; a restarted replica with the same identity takes
+	// the lease back at once instead of waiting for it to expire.
+	Identity string
 }
 
 // Run starts every controller and blocks until ctx ends.
@@ -33,8 +43,22 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if o.Workers == 0 {
 		o.Workers = 2
 	}
+	if o.MaxEndpointsPerSlice == 0 {
+		o.MaxEndpointsPerSlice = 100
+	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = 500, 1000
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if !o.LeaderElect {
+		return runAll(ctx, cfg, kube, o)
+	}
+	return runLeading(ctx, kube, o.Identity, func(ctx context.Context) error { return runAll(ctx, cfg, kube, o) })
+}
+
+func runAll(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, o Options) error {
 	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return err
@@ -55,11 +79,10 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		informers[r.GVR] = factory.ForResource(r.GVR).Informer()
 	}
 	collector := gc.New(meta, resources, informers)
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
 	nsc := namespace.New(meta, kube, resources, informers)
+	typed := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0, kubeinformers.WithTransform(stripManagedFields))
+	slices := endpointslice.New(kube, typed, o.MaxEndpointsPerSlice)
+	typed.Start(ctx.Done())
 	factory.Start(ctx.Done())
 	for gvr, inf := range informers {
 		if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
@@ -69,6 +92,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	slog.Info("controllers started", "resources", len(resources))
 	go collector.Run(ctx, o.Workers)
 	go nsc.Run(ctx, o.Workers)
+	go slices.Run(ctx, o.Workers)
 	<-ctx.Done()
 	return nil
 }
