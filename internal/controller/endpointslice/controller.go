@@ -14,6 +14,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -44,6 +45,7 @@ type Controller struct {
 	triggers   *endpointsliceutil.TriggerTimeTracker
 	queue      workqueue.TypedRateLimitingInterface[string]
 	broadcast  record.EventBroadcaster
+	recorder   record.EventRecorder
 }
 
 // New wires the controller to the factory's Service, Pod, EndpointSlice and Node informers.
@@ -64,6 +66,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, m
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "endpointslice"}),
 		broadcast: broadcast,
+		recorder:  recorder,
 		reconciler: endpointslice.NewReconciler(client, nodeInf.Lister(), maxEndpointsPerSlice, tracker, nil, recorder, ControllerName,
 			endpointslice.WithTrafficDistributionEnabled(true, true)),
 	}
@@ -206,6 +209,34 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if c.tracker.StaleSlices(svc, slices) {
 		return fmt.Errorf("endpointslice informer cache is out of date for %s", key)
 	}
+	c.warnUnresolvedPorts(svc, pods)
 	trigger := c.triggers.ComputeEndpointLastChangeTriggerTime(ns, svc, pods)
 	return c.reconciler.Reconcile(klog.FromContext(ctx), svc, pods, slices, trigger)
+}
+
+// warnUnresolvedPorts records a Warning event on the Service for each named targetPort that none of
+// its pods defines: such a port gets no endpoints, and without the event the user only sees an
+// empty slice.
+func (c *Controller) warnUnresolvedPorts(svc *corev1.Service, pods []*corev1.Pod) {
+	if len(pods) == 0 {
+		return
+	}
+	for i := range svc.Spec.Ports {
+		sp := &svc.Spec.Ports[i]
+		if sp.TargetPort.Type != intstr.String {
+			continue
+		}
+		resolved := false
+		for _, p := range pods {
+			if _, err := endpointslice.FindPort(p, sp); err == nil {
+				resolved = true
+				break
+			}
+		}
+		if !resolved {
+			c.recorder.Eventf(svc, corev1.EventTypeWarning, "FailedToResolvePort",
+				"no pod selected by this Service has a container port named %q (service port %d); the port has no endpoints",
+				sp.TargetPort.StrVal, sp.Port)
+		}
+	}
 }

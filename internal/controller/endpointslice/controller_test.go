@@ -333,3 +333,21 @@ func TestManyPodsAndRestartMidChurn(t *testing.T) {
 		}
 	}
 }
+
+// A named targetPort that no selected pod defines gets a Warning event on the Service.
+func TestUnresolvedNamedPortEvent(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	defer start(t, env, controller.Options{})()
+	c := env.Client
+	node(t, c, "node-1", "zone-a")
+	service(t, c, "named", map[string]string{"app": "named"}, corev1.ServicePort{Port: 80, TargetPort: intstr.FromString("http")})
+	pod(t, c, podSpec{name: "nohttp", labels: map[string]string{"app": "named"}, ip: "10.244.1.1", ready: true,
+		ports: map[string]int32{"grpc": 9000}})
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+		l, err := c.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=named,reason=FailedToResolvePort"})
+		return err == nil && len(l.Items) > 0, nil
+	})
+	if err != nil {
+		t.Fatal("no FailedToResolvePort event on the Service")
+	}
+}
