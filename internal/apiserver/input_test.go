@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -216,4 +217,38 @@ func TestKubernetesServiceIsReconciled(t *testing.T) {
 	if err != nil {
 		t.Fatal("kubernetes service not recreated at 10.96.0.1")
 	}
+}
+
+// metadata.generation follows kube: bumped by spec changes, and for EndpointSlices (no spec) by any
+// change outside metadata or to the labels; annotations alone leave it.
+func TestGeneration(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	ctx := context.Background()
+	port := int32(80)
+	es, err := env.Client.DiscoveryV1().EndpointSlices("default").Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "gen"},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.1.1"}}},
+		Ports:       []discoveryv1.EndpointPort{{Port: &port}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(what string, mutate func(*discoveryv1.EndpointSlice), want int64) {
+		t.Helper()
+		mutate(es)
+		es, err = env.Client.DiscoveryV1().EndpointSlices("default").Update(ctx, es, metav1.UpdateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if es.Generation != want {
+			t.Errorf("after %s: generation %d, want %d", what, es.Generation, want)
+		}
+	}
+	if es.Generation != 1 {
+		t.Errorf("created with generation %d, want 1", es.Generation)
+	}
+	step("an annotation", func(s *discoveryv1.EndpointSlice) { s.Annotations = map[string]string{"a": "b"} }, 1)
+	step("an endpoint", func(s *discoveryv1.EndpointSlice) { s.Endpoints[0].Addresses[0] = "10.244.1.2" }, 2)
+	step("a label", func(s *discoveryv1.EndpointSlice) { s.Labels = map[string]string{"x": "y"} }, 3)
 }

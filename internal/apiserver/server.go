@@ -29,6 +29,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -297,17 +298,14 @@ func (s *Server) installAPIs(opts *restOptions) error {
 		New: func() runtime.Object { return &corev1.Service{} }, NewList: func() runtime.Object { return &corev1.ServiceList{} },
 		Table: printers.For(corev1.Resource("services")), ShortNames: []string{"svc"}, Categories: []string{"all"},
 	}
-	svc, err := registry.NewStore(opts, svcRes)
-	if err != nil {
-		return err
-	}
-	svcOpts, err := opts.GetRESTOptions(corev1.Resource("services"), nil)
-	if err != nil {
-		return err
-	}
 	// A Service and its allocation records are written in one etcd transaction.
-	svc.Storage.Storage = &svcregistry.CreateStorage{Interface: svc.Storage.Storage, Allocators: s.alloc,
-		Client: s.etcd, Codec: svcOpts.StorageConfig.Codec, Prefix: opts.backend.Prefix + "/"}
+	svcOpts := wrappedOptions{restOptions: opts, wrap: func(inner storage.Interface, config *storagebackend.ConfigForResource) storage.Interface {
+		return &svcregistry.CreateStorage{Interface: inner, Allocators: s.alloc, Client: s.etcd, Codec: config.Codec, Prefix: opts.backend.Prefix + "/"}
+	}}
+	svc, err := registry.NewStore(svcOpts, svcRes)
+	if err != nil {
+		return err
+	}
 	svc.BeginCreate = s.alloc.BeginCreate
 	svc.BeginUpdate = s.alloc.BeginUpdate
 	svc.AfterDelete = s.alloc.AfterDelete

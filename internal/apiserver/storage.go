@@ -9,7 +9,10 @@ import (
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	serverstorage "k8s.io/apiserver/pkg/server/storage"
+	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
+	"k8s.io/apiserver/pkg/storage/storagebackend/factory"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/svcnet/svcnet/internal/apiserver/scheme"
 )
@@ -79,4 +82,29 @@ func (o *restOptions) GetRESTOptions(gr schema.GroupResource, example runtime.Ob
 		ResourcePrefix:          prefix,
 		CountMetricPollPeriod:   time.Minute,
 	}, nil
+}
+
+// wrappedOptions wraps the storage a store gets (the watch cache over etcd) at construction, before
+// the store starts any goroutine that reads it.
+type wrappedOptions struct {
+	*restOptions
+	wrap func(inner storage.Interface, config *storagebackend.ConfigForResource) storage.Interface
+}
+
+func (w wrappedOptions) GetRESTOptions(gr schema.GroupResource, example runtime.Object) (generic.RESTOptions, error) {
+	o, err := w.restOptions.GetRESTOptions(gr, example)
+	if err != nil {
+		return o, err
+	}
+	inner := o.Decorator
+	o.Decorator = func(config *storagebackend.ConfigForResource, resourcePrefix string, keyFunc func(obj runtime.Object) (string, error),
+		newFunc, newListFunc func() runtime.Object, getAttrsFunc storage.AttrFunc, trigger storage.IndexerFuncs,
+		indexers *cache.Indexers) (storage.Interface, factory.DestroyFunc, error) {
+		s, destroy, err := inner(config, resourcePrefix, keyFunc, newFunc, newListFunc, getAttrsFunc, trigger, indexers)
+		if err != nil {
+			return nil, nil, err
+		}
+		return w.wrap(s, config), destroy, nil
+	}
+	return o, nil
 }

@@ -165,7 +165,7 @@ func TestWatchFromCompactedRevisionIsGone(t *testing.T) {
 	// An informer whose watch starts at the compacted revision gets 410 and recovers. client-go's
 	// reflector starts with a watch-list stream (or a list, on older servers); its first watch is
 	// redirected to the compacted revision, as after a long disconnection.
-	var calls atomic.Int32
+	var calls, watches atomic.Int32
 	var saw410 atomic.Bool
 	lw := &cache.ListWatch{
 		ListFunc: func(o metav1.ListOptions) (runtime.Object, error) {
@@ -173,7 +173,8 @@ func TestWatchFromCompactedRevisionIsGone(t *testing.T) {
 			return svcs.List(ctx, o)
 		},
 		WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
-			if calls.Add(1) == 1 {
+			calls.Add(1)
+			if watches.Add(1) == 1 {
 				o.SendInitialEvents, o.ResourceVersionMatch, o.ResourceVersion = nil, "", first.ResourceVersion
 				w, err := svcs.Watch(ctx, o)
 				if err != nil {

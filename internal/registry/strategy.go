@@ -181,6 +181,8 @@ func copyField(dst, src runtime.Object, name string) {
 	}
 }
 
+// bumpGeneration increments metadata.generation when what controllers act on changed: the spec, or
+// for kinds without one (EndpointSlice) everything outside metadata plus the labels, as kube does.
 func bumpGeneration(obj, old runtime.Object) {
 	nm, err1 := meta.Accessor(obj)
 	om, err2 := meta.Accessor(old)
@@ -190,7 +192,15 @@ func bumpGeneration(obj, old runtime.Object) {
 	nm.SetGeneration(om.GetGeneration())
 	ns := reflect.ValueOf(obj).Elem().FieldByName("Spec")
 	os := reflect.ValueOf(old).Elem().FieldByName("Spec")
-	if ns.IsValid() && os.IsValid() && !equality.Semantic.DeepEqual(ns.Interface(), os.Interface()) {
+	changed := false
+	if ns.IsValid() && os.IsValid() {
+		changed = !equality.Semantic.DeepEqual(ns.Interface(), os.Interface())
+	} else {
+		n, o := obj.DeepCopyObject(), old.DeepCopyObject()
+		copyField(n, o, "ObjectMeta")
+		changed = !equality.Semantic.DeepEqual(n, o) || !equality.Semantic.DeepEqual(nm.GetLabels(), om.GetLabels())
+	}
+	if changed {
 		nm.SetGeneration(om.GetGeneration() + 1)
 	}
 }
