@@ -1,5 +1,5 @@
 // Package controller runs svcnet's cluster-wide controllers (the kube-controller-manager role):
-// EndpointSlices, namespace deletion and garbage collection, under leader election so that several
+// EndpointSlices, Endpoints, EndpointSlice mirroring, namespace deletion and garbage collection, under leader election so that several
 // replicas can run and only one acts.
 package controller
 
@@ -20,7 +20,9 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/svcnet/svcnet/internal/controller/endpoints"
 	"github.com/svcnet/svcnet/internal/controller/endpointslice"
+	"github.com/svcnet/svcnet/internal/controller/endpointslicemirroring"
 	"github.com/svcnet/svcnet/internal/controller/gc"
 	"github.com/svcnet/svcnet/internal/controller/namespace"
 )
@@ -48,6 +50,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = 500, 1000
+	// The Endpoints controller uses v1 Endpoints by design; the API's deprecation warning on every
+	// request would only fill the log.
+	cfg.WarningHandler = rest.NoWarnings{}
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -82,6 +87,8 @@ func runAll(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, o 
 	nsc := namespace.New(meta, kube, resources, informers)
 	typed := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0, kubeinformers.WithTransform(stripManagedFields))
 	slices := endpointslice.New(kube, typed, o.MaxEndpointsPerSlice)
+	eps := endpoints.New(kube, typed)
+	mirror := endpointslicemirroring.New(kube, typed, endpointslicemirroring.DefaultMaxEndpointsPerSubset)
 	typed.Start(ctx.Done())
 	factory.Start(ctx.Done())
 	for gvr, inf := range informers {
@@ -93,6 +100,8 @@ func runAll(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, o 
 	go collector.Run(ctx, o.Workers)
 	go nsc.Run(ctx, o.Workers)
 	go slices.Run(ctx, o.Workers)
+	go eps.Run(ctx, o.Workers)
+	go mirror.Run(ctx, o.Workers)
 	<-ctx.Done()
 	return nil
 }
