@@ -10,7 +10,13 @@ import (
 
 // rows parses `kubectl get` output into header and rows of fields.
 func rows(out string) ([]string, map[string][]string) {
-	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		// kube warns on every v1 Endpoints request; the warning is not part of the table.
+		if !strings.HasPrefix(l, "Warning:") {
+			lines = append(lines, l)
+		}
+	}
 	byName := map[string][]string{}
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)
