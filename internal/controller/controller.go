@@ -10,6 +10,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/discovery"
@@ -53,7 +54,11 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	// The Endpoints controller uses v1 Endpoints by design; the API's deprecation warning on every
 	// request would only fill the log.
 	cfg.WarningHandler = rest.NoWarnings{}
-	kube, err := kubernetes.NewForConfig(cfg)
+	// Protobuf, as kube-controller-manager uses: listing 100,000 pods decodes several times faster.
+	typedCfg := rest.CopyConfig(cfg)
+	typedCfg.ContentType = runtime.ContentTypeProtobuf
+	typedCfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	kube, err := kubernetes.NewForConfig(typedCfg)
 	if err != nil {
 		return err
 	}
