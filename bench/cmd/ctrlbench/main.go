@@ -1,0 +1,249 @@
+// Command ctrlbench measures svcnet's endpoint controllers (EndpointSlice, and Endpoints when it runs)
+// against the targets of the endpoints issue:
+//
+//  1. setup cost: N Services (selector app=svc-N, one port) and N x P pods on a few Nodes with zone
+//     labels, each pod created through the API and then given a Ready status with its IP through the
+//     status subresource, until every pod shows as a ready endpoint in the EndpointSlices;
+//  2. readiness latency: from a pod's status write (Ready -> NotReady -> Ready on random pods) to an
+//     informer on EndpointSlices seeing the endpoint change;
+//  3. resync after restart: SIGTERM `svcnet up`, start it again on the same data dir, and measure from
+//     its ready line to the controllers having finished their initial sync, with the number of writes
+//     they made to endpointslices and endpoints (read from the API server's /metrics);
+//  4. resident memory of `svcnet up` with all of it stored.
+//
+// It starts `svcnet up --nodes 0` itself on a free loopback port in a temporary data dir, sends traffic
+// only to 127.0.0.1, and always stops the processes it started (by their PID) and removes the dir.
+// Progress goes to stderr, the result table to stdout. Linux only (memory and CPU come from /proc).
+//
+//	go build -o /tmp/svcnet ./cmd/svcnet && go run ./bench/cmd/ctrlbench -svcnet /tmp/svcnet -services 1000
+//
+// bench/controllers.sh does both; bench/README.md explains each figure.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+type options struct {
+	binary         string
+	services       int
+	podsPerService int
+	nodes          int
+	namespaces     int
+	writers        int
+	protobuf       bool
+	servicesFirst  bool
+	flips          int
+	flipPeriod     time.Duration
+	restart        bool
+	quiet          time.Duration
+	poll           time.Duration
+	resyncTimeout  time.Duration
+	settleTimeout  time.Duration
+	timeout        time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.binary, "svcnet", "", "path of the svcnet binary (required; go build -o /tmp/svcnet ./cmd/svcnet)")
+	flag.IntVar(&o.services, "services", 10000, "Services, each selecting its own pods (app=svc-N)")
+	flag.IntVar(&o.podsPerService, "pods-per-service", 10, "pods per Service")
+	flag.IntVar(&o.nodes, "nodes", 10, "Node objects the pods are spread over (zones zone-a, zone-b, zone-c)")
+	flag.IntVar(&o.namespaces, "namespaces", 1, "namespaces the Services (and their pods) are spread over: ctrlbench, or ctrlbench-0..N-1")
+	flag.IntVar(&o.writers, "writers", 32, "concurrent setup clients, each with its own connection")
+	flag.BoolVar(&o.protobuf, "protobuf", true, "clients speak protobuf, as Kubernetes components do (false: JSON)")
+	flag.BoolVar(&o.servicesFirst, "services-first", false, "create the Services before the pods (default: pods and their statuses first, then Services)")
+	flag.IntVar(&o.flips, "flips", 500, "readiness flips (Ready -> NotReady -> Ready) on distinct random pods (0 skips the phase)")
+	flag.DurationVar(&o.flipPeriod, "flip-period", 20*time.Second, "the flips are started evenly over this period")
+	flag.BoolVar(&o.restart, "restart", true, "measure the resync after a restart of svcnet up")
+	flag.DurationVar(&o.quiet, "quiet", 2*time.Second, "after a restart, the controllers count as synced once their queues are drained and nothing changed for this long")
+	flag.DurationVar(&o.poll, "poll", 200*time.Millisecond, "how often /metrics is read during the resync")
+	flag.DurationVar(&o.settleTimeout, "settle-timeout", 45*time.Minute, "limit for the controllers to show every pod after the setup writes")
+	flag.DurationVar(&o.resyncTimeout, "resync-timeout", 15*time.Minute, "limit for the controllers' resync after the restart")
+	flag.DurationVar(&o.timeout, "timeout", 2*time.Hour, "limit for the whole run")
+	flag.Parse()
+	log.SetFlags(log.Lmicroseconds)
+	log.SetPrefix("ctrlbench: ")
+	if err := o.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "ctrlbench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	var t table
+	err := run(ctx, o, &t)
+	cancel()
+	stop()
+	t.print(os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ctrlbench:", err)
+		os.Exit(1)
+	}
+}
+
+func (o options) validate() error {
+	var errs []error
+	if o.binary == "" {
+		errs = append(errs, errors.New("-svcnet PATH is required: build it with `go build -o /tmp/svcnet ./cmd/svcnet`"))
+	}
+	if o.services < 1 || o.services > 99999 || o.podsPerService < 1 {
+		errs = append(errs, errors.New("-services must be 1-99999 and -pods-per-service 1 or more"))
+	}
+	if o.nodes < 1 || o.nodes > 100 {
+		errs = append(errs, errors.New("-nodes must be 1-100"))
+	} else if (o.services*o.podsPerService+o.nodes-1)/o.nodes > 65000 {
+		errs = append(errs, errors.New("at most 65,000 pods per node (each node's pods get IPs from one /16): raise -nodes"))
+	}
+	if o.namespaces < 1 {
+		errs = append(errs, errors.New("-namespaces must be 1 or more"))
+	}
+	if o.writers < 1 {
+		errs = append(errs, errors.New("-writers must be 1 or more"))
+	}
+	if o.flips < 0 || o.flips > o.services*o.podsPerService {
+		errs = append(errs, errors.New("-flips must be between 0 and the number of pods"))
+	}
+	if o.flips > 0 && o.flipPeriod <= 0 {
+		errs = append(errs, errors.New("-flip-period must be positive"))
+	}
+	if o.quiet <= 0 || o.poll <= 0 {
+		errs = append(errs, errors.New("-quiet and -poll must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// run does the phases in order; every server it starts is stopped and every dir removed before it
+// returns, also on failure.
+func run(ctx context.Context, o options, t *table) error {
+	bin, err := filepath.Abs(o.binary)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("svcnet binary: %w (build it with `go build -o /tmp/svcnet ./cmd/svcnet`)", err)
+	}
+	root, err := os.MkdirTemp("", "svcnet-ctrlbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	data, logFile := filepath.Join(root, "data"), filepath.Join(root, "svcnet.log")
+	s, err := start(bin, data, logFile, port)
+	if err != nil {
+		return err
+	}
+	defer func() { s.stop() }() // s is the restarted server after the restart phase
+	cfg, _, err := s.waitAPI(ctx, time.Minute)
+	if err != nil {
+		return err
+	}
+	log.Printf("server: pid %d, %s, data dir %s", s.cmd.Process.Pid, cfg.Host, data)
+	if o.protobuf {
+		cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	}
+
+	obs, err := newObserver(ctx, cfg, o)
+	if err != nil {
+		return err
+	}
+	defer obs.stop()
+	if err := setup(ctx, o, cfg, s.cmd.Process.Pid, obs, t); err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	var incomplete error // a phase that missed changes; the others still run
+	if o.flips > 0 {
+		if err := flips(ctx, o, cfg, s.cmd.Process.Pid, obs, t); errors.Is(err, errIncomplete) {
+			incomplete = fmt.Errorf("readiness flips: %w", err)
+		} else if err != nil {
+			return fmt.Errorf("readiness flips: %w", err)
+		}
+	}
+	if err := memory(s.cmd.Process.Pid, "server memory after setup and flips: VmRSS / VmHWM", t); err != nil {
+		return err
+	}
+	if o.restart {
+		obs.stop() // the benchmark's own watches would add load to the restarted server
+		s, err = resync(ctx, o, cfg, s, bin, t)
+		if err != nil {
+			return errors.Join(incomplete, fmt.Errorf("resync after restart: %w", err))
+		}
+		if err := memory(s.cmd.Process.Pid, "server memory after the restart's resync: VmRSS / VmHWM", t); err != nil {
+			return err
+		}
+	}
+	return incomplete
+}
+
+// table collects the result rows: figure, measured value, target and verdict.
+type table struct{ rows [][4]string }
+
+// add records a row; target "" means the figure is informational.
+func (t *table) add(figure, measured, target string, met bool) {
+	verdict := ""
+	if target != "" {
+		verdict = "ok"
+		if !met {
+			verdict = "MISSED"
+		}
+	}
+	t.rows = append(t.rows, [4]string{figure, measured, target, verdict})
+}
+
+func (t *table) print(w io.Writer) {
+	if len(t.rows) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "FIGURE\tMEASURED\tTARGET\tRESULT")
+	for _, r := range t.rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r[0], r[1], r[2], r[3])
+	}
+	tw.Flush()
+}
+
+// percentile is the nearest-rank p-th percentile (0 < p <= 1) of sorted values.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// sortedCopy returns d sorted, leaving d alone.
+func sortedCopy(d []time.Duration) []time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s
+}
+
+// p50p99max renders "p50 / p99 / max" of unsorted values.
+func p50p99max(d []time.Duration) string {
+	s := sortedCopy(d)
+	return dur(percentile(s, 0.5)) + " / " + dur(percentile(s, 0.99)) + " / " + dur(percentile(s, 1))
+}
+
+// dur prints a duration in ms below a second and in s above.
+func dur(d time.Duration) string {
+	if d >= time.Second || d <= -time.Second {
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+}

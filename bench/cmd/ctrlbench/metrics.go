@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"k8s.io/client-go/kubernetes"
+)
+
+// writeVerbs are the apiserver_request_total verbs that change an object.
+var writeVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "APPLY": true, "DELETE": true, "DELETECOLLECTION": true}
+
+// endpointResources are the resources whose writes the controllers' resync must not need.
+var endpointResources = map[string]bool{"endpointslices": true, "endpoints": true}
+
+// snapshot is what one read of the API server's /metrics says about the endpoint controllers. The
+// controllers run in the `svcnet up` process, so their client-go work queues report there too.
+type snapshot struct {
+	at     time.Time
+	writes map[string]float64 // "VERB resource" -> requests, any response code
+	queues map[string]queue   // by work queue name
+}
+
+// queue is one client-go work queue's counters. adds counts items put in the queue; done counts items
+// a worker finished (the work-duration histogram's count). A queue with adds == done and depth 0 holds
+// nothing and works on nothing (items waiting out a retry back-off are not counted until re-added).
+type queue struct {
+	adds, done, depth, retries float64
+	waitSum, waits             float64 // seconds items spent queued before a worker took them, and how many
+	workSum                    float64 // seconds workers spent on the done items
+}
+
+// describeTimes renders the mean queue wait and work time per item since base.
+func (q queue) describeTimes(base queue) string {
+	waits, done := q.waits-base.waits, q.done-base.done
+	if waits <= 0 || done <= 0 {
+		return "no items"
+	}
+	return fmt.Sprintf("%.0f items, mean wait %s, mean work %s", done,
+		dur(time.Duration((q.waitSum-base.waitSum)/waits*float64(time.Second))),
+		dur(time.Duration((q.workSum-base.workSum)/done*float64(time.Second))))
+}
+
+// totalWrites sums the writes.
+func (s snapshot) totalWrites() float64 {
+	var n float64
+	for _, v := range s.writes {
+		n += v
+	}
+	return n
+}
+
+// describeWrites renders the writes since base as "3 (PUT endpointslices 2, POST endpoints 1)".
+func (s snapshot) describeWrites(base snapshot) string {
+	var parts []string
+	var total float64
+	for _, k := range slices.Sorted(maps.Keys(s.writes)) {
+		if d := s.writes[k] - base.writes[k]; d != 0 {
+			parts = append(parts, fmt.Sprintf("%s %.0f", k, d))
+			total += d
+		}
+	}
+	if len(parts) == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%.0f (%s)", total, strings.Join(parts, ", "))
+}
+
+// scrape reads /metrics with the client's bearer token.
+func scrape(ctx context.Context, cs kubernetes.Interface) (snapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	body, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").SetHeader("Accept", "text/plain").DoRaw(ctx)
+	at := time.Now()
+	if err != nil {
+		return snapshot{}, fmt.Errorf("GET /metrics: %w", err)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return snapshot{}, fmt.Errorf("parse /metrics: %w", err)
+	}
+	s := snapshot{at: at, writes: map[string]float64{}, queues: map[string]queue{}}
+	if f := families["apiserver_request_total"]; f != nil {
+		for _, m := range f.Metric {
+			lb := labels(m)
+			if endpointResources[lb["resource"]] && lb["subresource"] == "" && writeVerbs[lb["verb"]] {
+				s.writes[lb["verb"]+" "+lb["resource"]] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	perQueue := func(family string, set func(q *queue, m *dto.Metric)) {
+		if f := families[family]; f != nil {
+			for _, m := range f.Metric {
+				name := labels(m)["name"]
+				q := s.queues[name]
+				set(&q, m)
+				s.queues[name] = q
+			}
+		}
+	}
+	perQueue("workqueue_adds_total", func(q *queue, m *dto.Metric) { q.adds = m.GetCounter().GetValue() })
+	perQueue("workqueue_depth", func(q *queue, m *dto.Metric) { q.depth = m.GetGauge().GetValue() })
+	perQueue("workqueue_retries_total", func(q *queue, m *dto.Metric) { q.retries = m.GetCounter().GetValue() })
+	perQueue("workqueue_work_duration_seconds", func(q *queue, m *dto.Metric) {
+		q.done, q.workSum = float64(m.GetHistogram().GetSampleCount()), m.GetHistogram().GetSampleSum()
+	})
+	perQueue("workqueue_queue_duration_seconds", func(q *queue, m *dto.Metric) {
+		q.waits, q.waitSum = float64(m.GetHistogram().GetSampleCount()), m.GetHistogram().GetSampleSum()
+	})
+	return s, nil
+}
+
+func labels(m *dto.Metric) map[string]string {
+	out := make(map[string]string, len(m.Label))
+	for _, l := range m.Label {
+		out[l.GetName()] = l.GetValue()
+	}
+	return out
+}
+
+// apiserverQueue tells the API server's own work queues (serving certificates, CA bundles) from the
+// controllers'.
+func apiserverQueue(name string) bool { return strings.HasPrefix(name, "Dynamic") }
+
+// queueTimes renders, for the endpoint controllers' queues, the items done since base and their mean
+// wait and work time: where the time between a change and its write goes.
+func (s snapshot) queueTimes(base snapshot) string {
+	var parts []string
+	for _, name := range syncQueues {
+		if q, ok := s.queues[name]; ok {
+			parts = append(parts, name+": "+q.describeTimes(base.queues[name]))
+		}
+	}
+	if len(parts) == 0 {
+		return "no endpoint controller queue in /metrics"
+	}
+	return strings.Join(parts, "; ")
+}
