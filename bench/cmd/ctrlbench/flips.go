@@ -44,6 +44,7 @@ func flips(ctx context.Context, o options, cfg *rest.Config, pid int, obs *obser
 	if err != nil {
 		return err
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, o.flipPeriod+2*observeLimit+time.Minute)
 	defer cancel()
 
@@ -164,6 +165,24 @@ func flips(ctx context.Context, o options, cfg *rest.Config, pid int, obs *obser
 		return fmt.Errorf("%d of %d flips failed: %w", len(errs), o.flips, errors.Join(errs[:min(len(errs), 5)]...))
 	}
 	if missing > 0 || epMissing > 0 {
+		// Let the controllers catch up, so that the restart phase starts from a converged state.
+		settle := time.Now()
+		views := []*view{&obs.slices}
+		if epActive {
+			views = append(views, &obs.endpoints)
+		}
+		for n, v := range views {
+			what := []string{"EndpointSlices", "Endpoints"}[n]
+			err := obs.waitAllReady(parent, v, what, o.settleTimeout)
+			measured := dur(time.Since(settle))
+			if err != nil {
+				measured = "not within " + dur(o.settleTimeout)
+			}
+			t.add("  after the flips: every pod ready again in "+what, measured+" after the last flip's end", "", true)
+			if err != nil {
+				return err
+			}
+		}
 		return fmt.Errorf("%w: %d EndpointSlice and %d Endpoints changes were not seen within %s", errIncomplete, missing, epMissing, observeLimit)
 	}
 	return nil

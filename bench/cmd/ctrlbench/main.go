@@ -72,7 +72,7 @@ func main() {
 	flag.DurationVar(&o.quiet, "quiet", 2*time.Second, "after a restart, the controllers count as synced once their queues are drained and nothing changed for this long")
 	flag.DurationVar(&o.poll, "poll", 200*time.Millisecond, "how often /metrics is read during the resync")
 	flag.DurationVar(&o.settleTimeout, "settle-timeout", 45*time.Minute, "limit for the controllers to show every pod after the setup writes")
-	flag.DurationVar(&o.resyncTimeout, "resync-timeout", 15*time.Minute, "limit for the controllers' resync after the restart")
+	flag.DurationVar(&o.resyncTimeout, "resync-timeout", 30*time.Minute, "limit for the controllers' resync after the restart")
 	flag.DurationVar(&o.timeout, "timeout", 2*time.Hour, "limit for the whole run")
 	flag.Parse()
 	log.SetFlags(log.Lmicroseconds)

@@ -44,7 +44,7 @@ func (q queue) describeTimes(base queue) string {
 	if waits <= 0 || done <= 0 {
 		return "no items"
 	}
-	return fmt.Sprintf("%.0f items, mean wait %s, mean work %s", done,
+	return fmt.Sprintf("%.0f of %.0f items added done, mean wait %s, mean work %s", done, q.adds-base.adds,
 		dur(time.Duration((q.waitSum-base.waitSum)/waits*float64(time.Second))),
 		dur(time.Duration((q.workSum-base.workSum)/done*float64(time.Second))))
 }

@@ -95,7 +95,8 @@ func resync(ctx context.Context, o options, cfg *rest.Config, old *server, bin s
 		case <-s.exited:
 			return s, fmt.Errorf("svcnet up exited during the resync (%v); its log ends:\n%s", s.waitErr, s.logTail())
 		case <-ctx.Done():
-			t.add(fmt.Sprintf("resync: ready line -> controllers synced (%d Services)", nServices), "not within "+dur(o.resyncTimeout), "< 10s", false)
+			t.add(fmt.Sprintf("resync: ready line -> controllers synced (%d Services)", nServices),
+				fmt.Sprintf("not within %s (%s)", dur(o.resyncTimeout), last.queueTimes(snapshot{})), "< 10s", false)
 			t.add("resync: writes to endpointslices/endpoints so far", last.describeWrites(snapshot{}), "0", last.totalWrites() == 0)
 			return s, fmt.Errorf("controllers not synced (last /metrics: %s; %d failed reads, last error %v): %w",
 				describeQueues(last), failures, lastErr, ctx.Err())
