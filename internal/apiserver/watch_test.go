@@ -165,8 +165,17 @@ func TestWatchFromCompactedRevisionIsGone(t *testing.T) {
 	// An informer whose watch starts at the compacted revision gets 410 and recovers. client-go's
 	// reflector starts with a watch-list stream (or a list, on older servers); its first watch is
 	// redirected to the compacted revision, as after a long disconnection.
-	var calls, watches atomic.Int32
+	// The redirect repeats until the server has answered it: a restarted API server may answer
+	// 429 while its watch cache initialises, and the reflector then simply retries.
+	var calls atomic.Int32
 	var saw410 atomic.Bool
+	var firstAnswer atomic.Value
+	note := func(err error) {
+		firstAnswer.Store(fmt.Sprint(err))
+		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+			saw410.Store(true)
+		}
+	}
 	lw := &cache.ListWatch{
 		ListFunc: func(o metav1.ListOptions) (runtime.Object, error) {
 			calls.Add(1)
@@ -174,17 +183,16 @@ func TestWatchFromCompactedRevisionIsGone(t *testing.T) {
 		},
 		WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
 			calls.Add(1)
-			if watches.Add(1) == 1 {
+			if !saw410.Load() {
 				o.SendInitialEvents, o.ResourceVersionMatch, o.ResourceVersion = nil, "", first.ResourceVersion
 				w, err := svcs.Watch(ctx, o)
 				if err != nil {
-					saw410.Store(apierrors.IsResourceExpired(err) || apierrors.IsGone(err))
+					note(err)
 					return nil, err
 				}
 				return watch.Filter(w, func(ev watch.Event) (watch.Event, bool) {
 					if ev.Type == watch.Error {
-						e := apierrors.FromObject(ev.Object)
-						saw410.Store(apierrors.IsResourceExpired(e) || apierrors.IsGone(e))
+						note(apierrors.FromObject(ev.Object))
 					}
 					return ev, true
 				}), nil
@@ -208,6 +216,6 @@ func TestWatchFromCompactedRevisionIsGone(t *testing.T) {
 		t.Fatal("informer did not recover from 410 and see the new service")
 	}
 	if !saw410.Load() {
-		t.Error("the informer's first watch did not get 410 Gone")
+		t.Errorf("the informer's watch from the compacted revision did not get 410 Gone; last answer: %v", firstAnswer.Load())
 	}
 }
