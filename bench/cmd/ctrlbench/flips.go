@@ -157,7 +157,7 @@ func flips(ctx context.Context, o options, cfg *rest.Config, pid int, obs *obser
 	}
 	t.add("  UpdateStatus latency", p50p99max(writes), "", true)
 	t.add("  controller writes to endpointslices/endpoints during the flips", after.describeWrites(base), "", true)
-	t.add("  controller work queues during the flips", after.queueTimes(base), "", true)
+	addQueueRows(t, "  during the flips:", after, base)
 	if cpuUsed != "" {
 		t.add("  CPU used during the flips: svcnet up / ctrlbench", cpuUsed, "", true)
 	}

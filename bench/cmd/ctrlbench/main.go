@@ -164,7 +164,7 @@ func run(ctx context.Context, o options, t *table) error {
 		return err
 	}
 	defer obs.stop()
-	if err := setup(ctx, o, cfg, s.cmd.Process.Pid, obs, t); err != nil {
+	if err := setup(ctx, o, cfg, s, obs, t); err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
 	var incomplete error // a phase that missed changes; the others still run
@@ -179,8 +179,9 @@ func run(ctx context.Context, o options, t *table) error {
 		return err
 	}
 	if o.restart {
+		withEndpoints := obs.endpointsControllerRuns()
 		obs.stop() // the benchmark's own watches would add load to the restarted server
-		s, err = resync(ctx, o, cfg, s, bin, t)
+		s, err = resync(ctx, o, cfg, s, bin, withEndpoints, t)
 		if err != nil {
 			return errors.Join(incomplete, fmt.Errorf("resync after restart: %w", err))
 		}
@@ -236,6 +237,9 @@ func sortedCopy(d []time.Duration) []time.Duration {
 
 // p50p99max renders "p50 / p99 / max" of unsorted values.
 func p50p99max(d []time.Duration) string {
+	if len(d) == 0 {
+		return "none measured"
+	}
 	s := sortedCopy(d)
 	return dur(percentile(s, 0.5)) + " / " + dur(percentile(s, 0.99)) + " / " + dur(percentile(s, 1))
 }

@@ -38,13 +38,14 @@ type queue struct {
 	workSum                    float64 // seconds workers spent on the done items
 }
 
-// describeTimes renders the mean queue wait and work time per item since base.
+// describeTimes renders the items done since base, those added, and the done items' mean wait and
+// work time. Items added before base can be done after it, so done can exceed added.
 func (q queue) describeTimes(base queue) string {
 	waits, done := q.waits-base.waits, q.done-base.done
 	if waits <= 0 || done <= 0 {
-		return "no items"
+		return fmt.Sprintf("0 done (%.0f added)", q.adds-base.adds)
 	}
-	return fmt.Sprintf("%.0f of %.0f items added done, mean wait %s, mean work %s", done, q.adds-base.adds,
+	return fmt.Sprintf("%.0f done (%.0f added), mean wait %s, mean work %s", done, q.adds-base.adds,
 		dur(time.Duration((q.waitSum-base.waitSum)/waits*float64(time.Second))),
 		dur(time.Duration((q.workSum-base.workSum)/done*float64(time.Second))))
 }
@@ -131,17 +132,23 @@ func labels(m *dto.Metric) map[string]string {
 // controllers'.
 func apiserverQueue(name string) bool { return strings.HasPrefix(name, "Dynamic") }
 
-// queueTimes renders, for the endpoint controllers' queues, the items done since base and their mean
-// wait and work time: where the time between a change and its write goes.
-func (s snapshot) queueTimes(base snapshot) string {
+// addQueueRows adds one row per endpoint controller queue: items done since base, added, and their
+// mean wait and work time, which tell a backlog from slow syncs.
+func addQueueRows(t *table, prefix string, s, base snapshot) {
+	for _, name := range syncQueues {
+		if q, ok := s.queues[name]; ok {
+			t.add(fmt.Sprintf("%s %q queue", prefix, name), q.describeTimes(base.queues[name]), "", true)
+		}
+	}
+}
+
+// queueProgress renders items done / added per endpoint controller queue.
+func queueProgress(s snapshot) string {
 	var parts []string
 	for _, name := range syncQueues {
 		if q, ok := s.queues[name]; ok {
-			parts = append(parts, name+": "+q.describeTimes(base.queues[name]))
+			parts = append(parts, fmt.Sprintf("%s %.0f of %.0f items done", name, q.done, q.adds))
 		}
 	}
-	if len(parts) == 0 {
-		return "no endpoint controller queue in /metrics"
-	}
-	return strings.Join(parts, "; ")
+	return strings.Join(parts, ", ")
 }

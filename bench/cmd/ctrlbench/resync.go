@@ -27,7 +27,7 @@ var syncQueues = []string{"endpointslice", "endpoint", "endpoints"}
 // per Service in the cluster), and neither those counters nor the endpointslices/endpoints write
 // counters moved for o.quiet. The sync ended at the first poll of that quiet stretch. It returns the
 // running server: the new one, or the stopped old one if the new one could not be started.
-func resync(ctx context.Context, o options, cfg *rest.Config, old *server, bin string, t *table) (*server, error) {
+func resync(ctx context.Context, o options, cfg *rest.Config, old *server, bin string, withEndpoints bool, t *table) (*server, error) {
 	cs, err := newClient(cfg)
 	if err != nil {
 		return old, err
@@ -35,6 +35,10 @@ func resync(ctx context.Context, o options, cfg *rest.Config, old *server, bin s
 	nServices, err := countServices(ctx, cs)
 	if err != nil {
 		return old, err
+	}
+	// Start from idle controllers, so that whatever the restarted ones do is the resync's own work.
+	if _, _, err := waitIdle(ctx, cs, old, 0, o.poll, o.quiet, o.settleTimeout); err != nil {
+		return old, fmt.Errorf("before the restart: %w", err)
 	}
 	log.Printf("restart: SIGTERM to pid %d (%d Services stored)", old.cmd.Process.Pid, nServices)
 	term := time.Now()
@@ -61,48 +65,14 @@ func resync(ctx context.Context, o options, cfg *rest.Config, old *server, bin s
 	if err != nil {
 		return s, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.resyncTimeout)
-	defer cancel()
-	tick := time.NewTicker(o.poll)
-	defer tick.Stop()
-	var (
-		last        snapshot
-		stableSince *snapshot // first poll of the current drained, unchanged stretch
-		failures    int
-		lastErr     error
-	)
-	for {
-		snap, err := scrape(ctx, cs)
-		if err != nil {
-			failures++
-			lastErr = err
-		} else {
-			if drained(snap, nServices) {
-				if stableSince == nil || fingerprint(snap) != fingerprint(*stableSince) {
-					stableSince = &snap
-				}
-				if snap.at.Sub(stableSince.at) >= o.quiet {
-					last = snap
-					break
-				}
-			} else {
-				stableSince = nil
-			}
-			last = snap
-		}
-		select {
-		case <-tick.C:
-		case <-s.exited:
-			return s, fmt.Errorf("svcnet up exited during the resync (%v); its log ends:\n%s", s.waitErr, s.logTail())
-		case <-ctx.Done():
-			t.add(fmt.Sprintf("resync: ready line -> controllers synced (%d Services)", nServices),
-				fmt.Sprintf("not within %s (%s)", dur(o.resyncTimeout), last.queueTimes(snapshot{})), "< 10s", false)
-			t.add("resync: writes to endpointslices/endpoints so far", last.describeWrites(snapshot{}), "0", last.totalWrites() == 0)
-			return s, fmt.Errorf("controllers not synced (last /metrics: %s; %d failed reads, last error %v): %w",
-				describeQueues(last), failures, lastErr, ctx.Err())
-		}
+	first, last, err := waitIdle(ctx, cs, s, nServices, o.poll, o.quiet, o.resyncTimeout)
+	if err != nil {
+		t.add(fmt.Sprintf("resync: ready line -> controllers synced (%d Services)", nServices),
+			fmt.Sprintf("not within %s (%s)", dur(o.resyncTimeout), queueProgress(last)), "< 10s", false)
+		t.add("resync: writes to endpointslices/endpoints so far", last.describeWrites(snapshot{}), "0", last.totalWrites() == 0)
+		return s, err
 	}
-	synced := stableSince.at.Sub(readyAt)
+	synced := first.at.Sub(readyAt)
 	cpuUsed := cpu.since(last.at.Sub(readyAt), runtime.NumCPU())
 	log.Printf("resync: drained %s after the ready line; queues %s; writes %s", dur(synced), describeQueues(last), last.describeWrites(snapshot{}))
 	select {
@@ -114,21 +84,70 @@ func resync(ctx context.Context, o options, cfg *rest.Config, old *server, bin s
 		dur(synced), "< 10s", synced < 10*time.Second)
 	t.add(fmt.Sprintf("resync: writes to endpointslices/endpoints (until %s after)", dur(o.quiet)), last.describeWrites(snapshot{}), "0", last.totalWrites() == 0)
 	t.add("  work queues (items added / retries)", describeQueues(last), "", true)
-	t.add("  endpoint controller queues", last.queueTimes(snapshot{}), "", true)
+	addQueueRows(t, "  resync:", last, snapshot{})
 	if cpuUsed != "" {
 		t.add("  CPU used from the ready line to the end of the quiet stretch: svcnet up / ctrlbench", cpuUsed, "", true)
 	}
 
-	readyPods, err := countReadyInSlices(ctx, cs, newLayout(o))
+	l := newLayout(o)
+	readyPods, err := countReadyInSlices(ctx, cs, l)
 	if err != nil {
 		return s, err
 	}
-	want := o.services * o.podsPerService
-	t.add("  after the resync: pods ready in EndpointSlices", fmt.Sprintf("%d of %d", readyPods, want), "all", readyPods == want)
-	if readyPods != want {
-		return s, fmt.Errorf("after the resync only %d of %d pods are ready endpoints", readyPods, want)
+	t.add("  after the resync: pods ready in EndpointSlices", fmt.Sprintf("%d of %d", readyPods, l.pods()), "all", readyPods == l.pods())
+	if readyPods != l.pods() {
+		return s, fmt.Errorf("after the resync only %d of %d pods are ready in EndpointSlices", readyPods, l.pods())
+	}
+	if withEndpoints {
+		readyPods, err := countReadyInEndpoints(ctx, cs, l)
+		if err != nil {
+			return s, err
+		}
+		t.add("  after the resync: pods ready in Endpoints", fmt.Sprintf("%d of %d", readyPods, l.pods()), "all", readyPods == l.pods())
+		if readyPods != l.pods() {
+			return s, fmt.Errorf("after the resync only %d of %d pods are ready in Endpoints", readyPods, l.pods())
+		}
 	}
 	return s, nil
+}
+
+// waitIdle reads /metrics every poll until the controllers are idle: drained (see drained) with
+// nothing changing for quiet. It returns the first and the last snapshot of that quiet stretch; the
+// first is when the work ended, to within one poll. On failure, last is the latest snapshot read.
+func waitIdle(ctx context.Context, cs kubernetes.Interface, s *server, services int, poll, quiet, limit time.Duration) (first, last snapshot, err error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	var (
+		stableSince *snapshot // first poll of the current drained, unchanged stretch
+		failures    int
+		lastErr     error
+	)
+	for {
+		snap, err := scrape(ctx, cs)
+		if err != nil {
+			failures++
+			lastErr = err
+		} else {
+			last = snap
+			if !drained(snap, services) {
+				stableSince = nil
+			} else if stableSince == nil || fingerprint(snap) != fingerprint(*stableSince) {
+				stableSince = &snap
+			} else if snap.at.Sub(stableSince.at) >= quiet {
+				return *stableSince, snap, nil
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-s.exited:
+			return first, last, fmt.Errorf("svcnet up exited (%v); its log ends:\n%s", s.waitErr, s.logTail())
+		case <-ctx.Done():
+			return first, last, fmt.Errorf("controllers not idle (last /metrics: %s; %d failed reads, last error %v): %w",
+				describeQueues(last), failures, lastErr, ctx.Err())
+		}
+	}
 }
 
 // drained: every controller queue has finished all it was given, and the sync queues present have
@@ -205,6 +224,39 @@ func countReadyInSlices(ctx context.Context, cs kubernetes.Interface, l layout) 
 		for _, s := range list.Items {
 			if ours(s.Namespace) {
 				n += readyIn(&s, l, seen)
+			}
+		}
+		if opts.Continue = list.Continue; opts.Continue == "" {
+			return n, nil
+		}
+	}
+}
+
+// countReadyInEndpoints lists the benchmark's Endpoints and counts the distinct pods in their
+// ready addresses.
+func countReadyInEndpoints(ctx context.Context, cs kubernetes.Interface, l layout) (int, error) {
+	seen := make([]bool, l.pods())
+	n := 0
+	opts := metav1.ListOptions{Limit: 1000}
+	for {
+		list, err := cs.CoreV1().Endpoints("").List(ctx, opts)
+		if err != nil {
+			return 0, fmt.Errorf("list endpoints: %w", err)
+		}
+		for _, e := range list.Items {
+			if !ours(e.Namespace) {
+				continue
+			}
+			for _, ss := range e.Subsets {
+				for _, a := range ss.Addresses {
+					if a.TargetRef == nil {
+						continue
+					}
+					if i, ok := l.podIndex(a.TargetRef.Name); ok && !seen[i] {
+						seen[i] = true
+						n++
+					}
+				}
 			}
 		}
 		if opts.Continue = list.Continue; opts.Continue == "" {

@@ -20,7 +20,7 @@ import (
 
 // setup creates the Nodes, the Services and the pods with their statuses, then waits until the
 // EndpointSlices (and the Endpoints, if an Endpoints controller runs) show every pod ready.
-func setup(ctx context.Context, o options, cfg *rest.Config, pid int, obs *observer, t *table) error {
+func setup(ctx context.Context, o options, cfg *rest.Config, srv *server, obs *observer, t *table) error {
 	l := obs.l
 	clients := make([]kubernetes.Interface, o.writers)
 	for i := range clients {
@@ -69,7 +69,7 @@ func setup(ctx context.Context, o options, cfg *rest.Config, pid int, obs *obser
 	}
 	log.Printf("setup: %d nodes, then %s, %s, %s with %d writers", o.nodes, order[0].name, order[1].name, order[2].name, o.writers)
 	begin := time.Now()
-	cpu := startCPU(pid)
+	cpu := startCPU(srv.cmd.Process.Pid)
 	for _, p := range order {
 		if err := p.run(ctx, clients); err != nil {
 			return err
@@ -103,17 +103,19 @@ func setup(ctx context.Context, o options, cfg *rest.Config, pid int, obs *obser
 		log.Printf("no Endpoints objects for the benchmark's Services: no Endpoints controller runs in this build; measuring EndpointSlices only")
 		t.add("setup: Endpoints objects", "none: no Endpoints controller in this build", "", true)
 	}
+	// Leftover work (re-syncs the controllers' own writes trigger) would delay the flips: wait for it.
+	idle, after, err := waitIdle(ctx, metricsClient, srv, 0, o.poll, o.quiet, o.settleTimeout)
+	if err != nil {
+		return err
+	}
+	t.add("setup: last write -> controllers idle (queues drained)", dur(idle.at.Sub(writesDone)), "", true)
 	total := reflected.Sub(begin)
 	t.add(fmt.Sprintf("setup total: %d Services, %d pods + statuses -> all reflected", o.services, l.pods()), dur(total), "", true)
 	if cpuUsed != "" {
 		t.add("  CPU used meanwhile: svcnet up / ctrlbench", cpuUsed, "", true)
 	}
-	after, err := scrape(ctx, metricsClient)
-	if err != nil {
-		return err
-	}
 	t.add("  controller writes to endpointslices/endpoints during setup", after.describeWrites(base), "", true)
-	t.add("  controller work queues during setup", after.queueTimes(base), "", true)
+	addQueueRows(t, "  during setup:", after, base)
 	return nil
 }
 
