@@ -16,16 +16,29 @@ import (
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/svcnet/svcnet/internal/agnhost"
 	"github.com/svcnet/svcnet/internal/apiserver"
 	"github.com/svcnet/svcnet/internal/cluster"
 	"github.com/svcnet/svcnet/internal/controller"
 	"github.com/svcnet/svcnet/internal/etcd"
 	"github.com/svcnet/svcnet/internal/kubectl"
 	"github.com/svcnet/svcnet/internal/pki"
+	"github.com/svcnet/svcnet/internal/podinit"
 )
 
 // Main runs svcnet with args and returns the exit status.
 func Main(args []string) int {
+	// Container entry points get their arguments untouched: they are the container's, not ours.
+	if len(args) > 0 {
+		switch args[0] {
+		case "pod-init":
+			return podinit.Main(args[1:], os.Stderr)
+		case "agnhost":
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return agnhost.Main(ctx, args[1:], os.Stdout, os.Stderr)
+		}
+	}
 	// kubectl gets its arguments untouched, flags and all; only a leading --data-dir is ours.
 	if i := kubectlIndex(args); i >= 0 {
 		dataDir := dataDirFrom(args[:i])
@@ -86,7 +99,8 @@ func newRoot() *cobra.Command {
 		}
 		return cluster.DefaultDataDir()
 	}
-	root.AddCommand(upCmd(dir), apiserverCmd(), etcdCmd(dir), controllerManagerCmd(dir), kubectlCmd(), versionCmd())
+	root.AddCommand(upCmd(dir), downCmd(dir), apiserverCmd(), etcdCmd(dir), controllerManagerCmd(dir), agentCmd(),
+		execCmd(dir), logsCmd(dir), kubectlCmd(), versionCmd())
 	return root
 }
 
@@ -112,7 +126,8 @@ func upCmd(dir func() string) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&c.Nodes, "nodes", 0, "number of nodes (0: control plane only)")
+	f.IntVar(&c.Nodes, "nodes", 2, "number of nodes, each a network namespace with its agent (0: control plane only, no root needed)")
+	f.StringVar(&c.Name, "name", "", "cluster name, for running several clusters side by side: namespaces are named svcnet-NAME-...")
 	f.StringVar(&c.BindAddress, "bind-address", "127.0.0.1", "address the API server listens on")
 	f.IntVar(&c.APIPort, "port", 6443, "API server port")
 	f.StringVar(&c.ServiceCIDR, "service-cidr", "10.96.0.0/12", "ClusterIP range")

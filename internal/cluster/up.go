@@ -19,6 +19,7 @@ import (
 	"github.com/svcnet/svcnet/internal/apiserver"
 	"github.com/svcnet/svcnet/internal/controller"
 	"github.com/svcnet/svcnet/internal/etcd"
+	"github.com/svcnet/svcnet/internal/localnet"
 	"github.com/svcnet/svcnet/internal/pki"
 )
 
@@ -32,6 +33,16 @@ type Config struct {
 	NodePortRange string
 	// EtcdClientURL is where the embedded etcd listens (port 0: any free port).
 	EtcdClientURL string
+	// Name tells clusters on one machine apart: their namespaces are named svcnet-NAME-...
+	Name string
+}
+
+// Prefix starts the name of every network namespace of the cluster.
+func (c *Config) Prefix() string {
+	if c.Name == "" {
+		return "svcnet"
+	}
+	return "svcnet-" + c.Name
 }
 
 // DefaultDataDir is /var/lib/svcnet for root and ~/.svcnet otherwise.
@@ -72,7 +83,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--nodes %d: must be 0 or more", c.Nodes))
 	}
 	if c.Nodes > 0 {
-		errs = append(errs, fmt.Errorf("--nodes %d: node agents are not part of this build yet; run `svcnet up --nodes 0` for the control plane", c.Nodes))
+		if _, err := localnet.NewPlan(c.netSettings()); err != nil {
+			errs = append(errs, fmt.Errorf("--nodes %d --name %q: %w", c.Nodes, c.Name, err))
+		}
 	}
 	if c.APIPort < 1 || c.APIPort > 65535 {
 		errs = append(errs, fmt.Errorf("--port %d: must be 1-65535", c.APIPort))
@@ -91,6 +104,11 @@ func Up(ctx context.Context, c Config, out io.Writer) error {
 		return err
 	}
 	start := time.Now()
+	if c.Nodes > 0 {
+		if err := CheckPrivileges(); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir %s: %w (use --data-dir or SVCNET_DATA_DIR to pick another)", c.DataDir, err)
 	}
@@ -142,8 +160,21 @@ func Up(ctx context.Context, c Config, out io.Writer) error {
 		ctrlErr <- controller.Run(ctx, restCfg, controller.Options{LeaderElect: true, Identity: "svcnet-up_" + host})
 	}()
 
+	var nodes *localNodes
+	if c.Nodes > 0 {
+		nodes, err = startNodes(ctx, c, server, files.Kubeconfig, restCfg)
+		if err != nil {
+			return err
+		}
+		defer nodes.stop()
+	}
 	fmt.Fprintf(out, "svcnet ready in %s: API %s, kubeconfig %s\n", time.Since(start).Round(time.Millisecond), server, files.Kubeconfig)
-	fmt.Fprintf(out, "  try: svcnet kubectl --data-dir %s get svc -A\n", c.DataDir)
+	if c.Nodes > 0 {
+		fmt.Fprintf(out, "  %d nodes Ready; try: svcnet kubectl --data-dir %s get nodes -o wide\n", c.Nodes, c.DataDir)
+		fmt.Fprintf(out, "  reach NodePorts as an outside client: svcnet --data-dir %s exec --outside -- CMD\n", c.DataDir)
+	} else {
+		fmt.Fprintf(out, "  try: svcnet kubectl --data-dir %s get svc -A\n", c.DataDir)
+	}
 	slog.Info("cluster up", "dataDir", c.DataDir, "apiserver", server)
 
 	select {
@@ -159,6 +190,8 @@ func Up(ctx context.Context, c Config, out io.Writer) error {
 		return fmt.Errorf("API server stopped: %w", err)
 	case err := <-ctrlErr:
 		return fmt.Errorf("controllers stopped: %w", err)
+	case err := <-nodes.failed():
+		return err
 	case err := <-e.Err():
 		return fmt.Errorf("etcd stopped: %w", err)
 	}
