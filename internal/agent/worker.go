@@ -152,7 +152,6 @@ type podWorker struct {
 	sb      *sandbox
 	ctrs    map[string]*ctr
 	removed bool
-	written *corev1.PodStatus
 	retry   time.Time
 }
 
@@ -190,7 +189,11 @@ func (w *podWorker) run() {
 	for {
 		select {
 		case p := <-w.updates:
-			w.pod = p
+			// An event older than the pod the worker already holds (its own status write's
+			// response) would only cause a conflicting write.
+			if w.pod == nil || !olderThan(p, w.pod) {
+				w.pod = p
+			}
 		case <-w.poke:
 		case <-tick.C:
 		}
@@ -730,7 +733,10 @@ func (w *podWorker) writeStatus() {
 	}
 	cur := w.pod
 	status := podStatus(cur, ip, w.a.cfg.NodeIP, snap, time.Now())
-	if statusEqual(&cur.Status, &status) || (w.written != nil && statusEqual(w.written, &status)) {
+	// Compared with what the API server holds, not with what this agent last wrote: another
+	// writer (the node lifecycle controller marking pods of an unreachable node) may have changed
+	// it since.
+	if statusEqual(&cur.Status, &status) {
 		return
 	}
 	p := cur.DeepCopy()
@@ -750,6 +756,12 @@ func (w *podWorker) writeStatus() {
 		go func() { time.Sleep(delay + 50*time.Millisecond); w.wake() }()
 		return
 	}
-	w.written = &out.Status
 	w.pod = out
+}
+
+// olderThan compares resourceVersions, which are etcd revisions here and in kube.
+func olderThan(a, b *corev1.Pod) bool {
+	ra, err1 := strconv.ParseUint(a.ResourceVersion, 10, 64)
+	rb, err2 := strconv.ParseUint(b.ResourceVersion, 10, 64)
+	return err1 == nil && err2 == nil && ra < rb
 }

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
@@ -222,6 +223,7 @@ func controllerManagerCmd(dir func() string) *cobra.Command {
 	cmd.Flags().BoolVar(&o.LeaderElect, "leader-elect", true, "compete for the kube-system/svcnet-controller-manager Lease, so several replicas can run")
 	cmd.Flags().Int32Var(&o.MaxEndpointsPerSlice, "max-endpoints-per-slice", 100, "most endpoints in one EndpointSlice")
 	cmd.Flags().IntVar(&o.Workers, "workers", 2, "concurrent syncs per controller")
+	cmd.Flags().DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may miss heartbeats before it is marked unreachable")
 	return cmd
 }
 

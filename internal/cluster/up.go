@@ -157,7 +157,10 @@ func Up(ctx context.Context, c Config, out io.Writer) error {
 	// A stable identity lets a restarted `svcnet up` take its own lease back at once.
 	host, _ := os.Hostname()
 	go func() {
-		ctrlErr <- controller.Run(ctx, restCfg, controller.Options{LeaderElect: true, Identity: "svcnet-up_" + host})
+		ctrlErr <- controller.Run(ctx, restCfg, controller.Options{LeaderElect: true, Identity: "svcnet-up_" + host,
+			// The local agents renew their 10 s leases every 2.5 s; a stopped agent's node shows
+			// NotReady within 20 s.
+			NodeMonitorGracePeriod: 20 * time.Second})
 	}()
 
 	var nodes *localNodes

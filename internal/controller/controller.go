@@ -1,6 +1,6 @@
 // Package controller runs svcnet's cluster-wide controllers (the kube-controller-manager role):
-// EndpointSlices, Endpoints, EndpointSlice mirroring, namespace deletion and garbage collection, under leader election so that several
-// replicas can run and only one acts.
+// EndpointSlices, Endpoints, EndpointSlice mirroring, scheduling, node lifecycle, namespace deletion
+// and garbage collection, under leader election so that several replicas can run and only one acts.
 package controller
 
 import (
@@ -26,6 +26,8 @@ import (
 	"github.com/svcnet/svcnet/internal/controller/endpointslicemirroring"
 	"github.com/svcnet/svcnet/internal/controller/gc"
 	"github.com/svcnet/svcnet/internal/controller/namespace"
+	"github.com/svcnet/svcnet/internal/controller/nodelifecycle"
+	"github.com/svcnet/svcnet/internal/controller/scheduler"
 )
 
 // Options of the controllers.
@@ -39,6 +41,9 @@ type Options struct {
 	// Identity is this replica's name in the Lease; a restarted replica with the same identity takes
 	// the lease back at once instead of waiting for it to expire.
 	Identity string
+	// NodeMonitorGracePeriod is how long a node may go without a heartbeat before it is marked
+	// unreachable (kube's default: 40 s).
+	NodeMonitorGracePeriod time.Duration
 }
 
 // Run starts every controller and blocks until ctx ends.
@@ -94,6 +99,8 @@ func runAll(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, o 
 	slices := endpointslice.New(kube, typed, o.MaxEndpointsPerSlice)
 	eps := endpoints.New(kube, typed)
 	mirror := endpointslicemirroring.New(kube, typed, endpointslicemirroring.DefaultMaxEndpointsPerSubset)
+	sched := scheduler.New(kube, typed)
+	lifecycle := nodelifecycle.New(kube, typed, nodelifecycle.Options{GracePeriod: o.NodeMonitorGracePeriod})
 	typed.Start(ctx.Done())
 	factory.Start(ctx.Done())
 	for gvr, inf := range informers {
@@ -107,6 +114,8 @@ func runAll(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, o 
 	go slices.Run(ctx, o.Workers)
 	go eps.Run(ctx, o.Workers)
 	go mirror.Run(ctx, o.Workers)
+	go sched.Run(ctx, o.Workers)
+	go lifecycle.Run(ctx, o.Workers)
 	<-ctx.Done()
 	return nil
 }

@@ -111,8 +111,10 @@ func (l layout) withStatus(i int, ready bool) *corev1.Pod {
 	since := metav1.Now()
 	ip, host := l.podIP(i), fmt.Sprintf("172.31.0.%d", 10+i%l.nodes)
 	p.Status = corev1.PodStatus{
-		Phase:  corev1.PodRunning,
-		HostIP: host, HostIPs: []corev1.HostIP{{IP: host}},
+		// The API server sets the QoS class at create and refuses any change to it.
+		QOSClass: corev1.PodQOSBestEffort,
+		Phase:    corev1.PodRunning,
+		HostIP:   host, HostIPs: []corev1.HostIP{{IP: host}},
 		PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}},
 		Conditions: []corev1.PodCondition{
 			{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: since},

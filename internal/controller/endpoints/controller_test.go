@@ -166,7 +166,8 @@ func setReady(t *testing.T, c kubernetes.Interface, p *corev1.Pod, ip string, re
 		status = corev1.ConditionTrue
 	}
 	p = p.DeepCopy()
-	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}},
+	// The QoS class is set at create and immutable, as in kube.
+	p.Status = corev1.PodStatus{QOSClass: p.Status.QOSClass, Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}},
 		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: status, LastTransitionTime: metav1.Now()}}}
 	out, err := c.CoreV1().Pods(itNS).UpdateStatus(context.Background(), p, metav1.UpdateOptions{})
 	if err != nil {
