@@ -100,7 +100,7 @@ func (pr *prober) run(ctx context.Context, p *corev1.Probe, c *corev1.Container,
 		}
 		resp, err := pr.http.Do(req)
 		if err != nil {
-			return probeResult{message: fmt.Sprintf("Get %q: %v", u, err)}
+			return probeResult{message: err.Error()}
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
 		resp.Body.Close()
