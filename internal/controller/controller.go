@@ -1,5 +1,6 @@
 // Package controller runs svcnet's cluster-wide controllers (the kube-controller-manager role):
-// EndpointSlices, Endpoints, EndpointSlice mirroring, scheduling, node lifecycle, namespace deletion
+// EndpointSlices, Endpoints, EndpointSlice mirroring, ReplicaSets, Deployments, StatefulSets,
+// scheduling, node lifecycle, namespace deletion
 // and garbage collection, under leader election so that several replicas can run and only one acts.
 package controller
 
@@ -21,13 +22,16 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/svcnet/svcnet/internal/controller/deployment"
 	"github.com/svcnet/svcnet/internal/controller/endpoints"
 	"github.com/svcnet/svcnet/internal/controller/endpointslice"
 	"github.com/svcnet/svcnet/internal/controller/endpointslicemirroring"
 	"github.com/svcnet/svcnet/internal/controller/gc"
 	"github.com/svcnet/svcnet/internal/controller/namespace"
 	"github.com/svcnet/svcnet/internal/controller/nodelifecycle"
+	"github.com/svcnet/svcnet/internal/controller/replicaset"
 	"github.com/svcnet/svcnet/internal/controller/scheduler"
+	"github.com/svcnet/svcnet/internal/controller/statefulset"
 )
 
 // Options of the controllers.
@@ -99,6 +103,9 @@ func runAll(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, o 
 	slices := endpointslice.New(kube, typed, o.MaxEndpointsPerSlice)
 	eps := endpoints.New(kube, typed)
 	mirror := endpointslicemirroring.New(kube, typed, endpointslicemirroring.DefaultMaxEndpointsPerSubset)
+	rsc := replicaset.New(kube, typed)
+	dc := deployment.New(kube, typed)
+	ssc := statefulset.New(kube, typed)
 	sched := scheduler.New(kube, typed)
 	lifecycle := nodelifecycle.New(kube, typed, nodelifecycle.Options{GracePeriod: o.NodeMonitorGracePeriod})
 	typed.Start(ctx.Done())
@@ -114,6 +121,9 @@ func runAll(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, o 
 	go slices.Run(ctx, o.Workers)
 	go eps.Run(ctx, o.Workers)
 	go mirror.Run(ctx, o.Workers)
+	go rsc.Run(ctx, o.Workers)
+	go dc.Run(ctx, o.Workers)
+	go ssc.Run(ctx, o.Workers)
 	go sched.Run(ctx, o.Workers)
 	go lifecycle.Run(ctx, o.Workers)
 	<-ctx.Done()
