@@ -179,8 +179,13 @@ func TestNodesAndPods(t *testing.T) {
 		return len(pods) == 6, nil
 	})
 	perNode := map[string]int{}
+	ips := map[string]string{}
 	for _, p := range pods {
 		perNode[p.Spec.NodeName]++
+		if other, dup := ips[p.Status.PodIP]; dup {
+			t.Errorf("pods %s and %s share the IP %s", other, p.Name, p.Status.PodIP)
+		}
+		ips[p.Status.PodIP] = p.Name
 		if !cidrs[p.Spec.NodeName].Contains(netip.MustParseAddr(p.Status.PodIP)) {
 			t.Errorf("pod %s on %s has IP %s outside the node's pod CIDR %s", p.Name, p.Spec.NodeName, p.Status.PodIP, cidrs[p.Spec.NodeName])
 		}

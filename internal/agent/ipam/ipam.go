@@ -5,11 +5,14 @@ package ipam
 import (
 	"fmt"
 	"net/netip"
+	"sync"
 )
 
 // Pool is one node's pod CIDR: the network address, the gateway (the first host, on the node's
-// pod bridge) and the broadcast address are never handed out.
+// pod bridge) and the broadcast address are never handed out. It is safe for concurrent use:
+// every pod's worker allocates from it.
 type Pool struct {
+	mu      sync.Mutex
 	cidr    netip.Prefix
 	gateway netip.Addr
 	owners  map[netip.Addr]string
@@ -47,6 +50,8 @@ func (p *Pool) broadcast() netip.Addr {
 // round-robin, so a pod that comes back does not get the address its predecessor just freed,
 // which connections and caches elsewhere may still point at.
 func (p *Pool) Allocate(owner string) (netip.Addr, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for a, o := range p.owners {
 		if o == owner {
 			return a, nil
@@ -69,6 +74,8 @@ func (p *Pool) Allocate(owner string) (netip.Addr, error) {
 
 // Reserve records an address found in use (at start-up).
 func (p *Pool) Reserve(a netip.Addr, owner string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if !p.usable(a) {
 		return fmt.Errorf("%s is not a pod address of %s", a, p.cidr)
 	}
@@ -81,6 +88,8 @@ func (p *Pool) Reserve(a netip.Addr, owner string) error {
 
 // Release frees whatever owner holds.
 func (p *Pool) Release(owner string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for a, o := range p.owners {
 		if o == owner {
 			delete(p.owners, a)
@@ -89,4 +98,8 @@ func (p *Pool) Release(owner string) {
 }
 
 // Used is the number of addresses handed out.
-func (p *Pool) Used() int { return len(p.owners) }
+func (p *Pool) Used() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.owners)
+}

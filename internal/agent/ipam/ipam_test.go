@@ -1,9 +1,37 @@
 package ipam
 
 import (
+	"fmt"
 	"net/netip"
+	"sync"
 	"testing"
 )
+
+// TestConcurrentAllocate: pod workers allocate at the same time; no address may go twice.
+func TestConcurrentAllocate(t *testing.T) {
+	p, _ := New(netip.MustParsePrefix("10.244.1.0/24"))
+	var wg sync.WaitGroup
+	got := make([]netip.Addr, 200)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := p.Allocate(fmt.Sprint(i))
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = a
+		}()
+	}
+	wg.Wait()
+	seen := map[netip.Addr]bool{}
+	for _, a := range got {
+		if seen[a] {
+			t.Fatalf("%s handed out twice", a)
+		}
+		seen[a] = true
+	}
+}
 
 func TestAllocate(t *testing.T) {
 	p, err := New(netip.MustParsePrefix("10.244.1.0/29"))
