@@ -63,6 +63,13 @@ type Config struct {
 	Self string
 	// HostResolv is the node's resolv.conf text, for dnsPolicy Default.
 	HostResolv string
+	// DNS runs the cluster DNS server on this node.
+	DNS bool
+	// DNSUpstreams are the resolvers for names outside the cluster (default: the node's resolv.conf).
+	DNSUpstreams []string
+	// HostNetns, when set, is the network namespace whose network reaches DNSUpstreams (a local
+	// cluster's nodes are namespaces without a route to the host's resolvers).
+	HostNetns string
 }
 
 // Default fills unset fields.
@@ -195,6 +202,9 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 		DeleteFunc: func(o any) { a.podEvent(o, true) },
 	}); err != nil {
 		return err
+	}
+	if cfg.DNS {
+		go a.runDNS(ctx)
 	}
 	slog.Info("node agent running", "node", cfg.NodeName, "nodeIP", cfg.NodeIP, "podCIDR", cfg.PodCIDR)
 	for {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"net/netip"
 	"strings"
 	"testing"
@@ -227,5 +228,33 @@ func TestDesiredRoutes(t *testing.T) {
 	})
 	if len(got) != 1 || got[netip.MustParsePrefix("10.244.2.0/24")] != netip.MustParseAddr("172.31.0.12") {
 		t.Errorf("routes %v", got)
+	}
+}
+
+// TestPodStatusStableAcrossPasses: a status computed again from the stored one (times kept to the
+// second by the API) must equal it, or the agent would write it on every pass.
+func TestPodStatusStableAcrossPasses(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 123456789, time.UTC)
+	pod := &corev1.Pod{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyAlways, Containers: []corev1.Container{{Name: "a"}, {Name: "b"}}}}
+	ctrs := map[string]ctrSnapshot{
+		"a": {Running: true, Ready: true, Started: true, StartedAt: start},
+		"b": {Waiting: "CrashLoopBackOff", Restarts: 1, LastTerm: &corev1.ContainerStateTerminated{ExitCode: 1,
+			StartedAt: metav1.NewTime(start), FinishedAt: metav1.NewTime(start.Add(1500 * time.Millisecond))}},
+	}
+	ip, host := netip.MustParseAddr("10.244.1.2"), netip.MustParseAddr("172.31.0.11")
+	first := podStatus(pod, ip, host, ctrs, start.Add(300*time.Millisecond))
+	// What a read back from the API returns: JSON times, to the second.
+	b, err := json.Marshal(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored corev1.PodStatus
+	if err := json.Unmarshal(b, &stored); err != nil {
+		t.Fatal(err)
+	}
+	pod.Status = stored
+	again := podStatus(pod, ip, host, ctrs, start.Add(2700*time.Millisecond))
+	if !statusEqual(&stored, &again) {
+		t.Errorf("status changed between passes with nothing new:\n%+v\n%+v", stored, again)
 	}
 }

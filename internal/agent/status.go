@@ -36,6 +36,9 @@ func (c *ctr) snapshot() ctrSnapshot {
 // containers and the restart policy, Ready when every container is ready, transition times kept
 // while a condition does not change.
 func podStatus(pod *corev1.Pod, podIP, hostIP netip.Addr, ctrs map[string]ctrSnapshot, now time.Time) corev1.PodStatus {
+	// The API keeps times to the second; a status with finer times would never equal the stored
+	// one, and the agent would rewrite it on every pass.
+	now = now.Truncate(time.Second)
 	old := pod.Status
 	st := corev1.PodStatus{
 		QOSClass:          old.QOSClass,
@@ -65,13 +68,13 @@ func podStatus(pod *corev1.Pod, podIP, hostIP netip.Addr, ctrs map[string]ctrSna
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
 			waiting++
 		case s.Running:
-			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(s.StartedAt)}
+			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(s.StartedAt.Truncate(time.Second))}
 			running++
 		case s.Waiting != "":
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: s.Waiting, Message: s.WaitingMsg}
 			waiting++
 		case s.Term != nil:
-			t := *s.Term
+			t := truncTerm(*s.Term)
 			cs.State.Terminated = &t
 			terminated++
 			if t.ExitCode == 0 {
@@ -82,7 +85,7 @@ func podStatus(pod *corev1.Pod, podIP, hostIP netip.Addr, ctrs map[string]ctrSna
 			waiting++
 		}
 		if s.LastTerm != nil {
-			t := *s.LastTerm
+			t := truncTerm(*s.LastTerm)
 			cs.LastTerminationState.Terminated = &t
 		}
 		if !cs.Ready {
@@ -191,4 +194,10 @@ func join(s []string) string {
 // statusEqual compares statuses ignoring heartbeat-like times that do not mean a change.
 func statusEqual(a, b *corev1.PodStatus) bool {
 	return apiequality.Semantic.DeepEqual(a, b)
+}
+
+func truncTerm(t corev1.ContainerStateTerminated) corev1.ContainerStateTerminated {
+	t.StartedAt = t.StartedAt.Rfc3339Copy()
+	t.FinishedAt = t.FinishedAt.Rfc3339Copy()
+	return t
 }

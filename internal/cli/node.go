@@ -93,6 +93,9 @@ func agentCmd() *cobra.Command {
 	f.StringVar(&c.ClusterDomain, "cluster-domain", "cluster.local", "cluster DNS domain")
 	f.StringToStringVar(&labels, "node-labels", nil, "labels added to the Node, key=value,...")
 	f.DurationVar(&c.LeaseDuration, "lease-duration", 40*time.Second, "node heartbeat Lease duration (renewed every quarter of it)")
+	f.BoolVar(&c.DNS, "dns", true, "serve cluster DNS on this node (on the --cluster-dns addresses, 169.254.20.10 and the node IP)")
+	f.StringSliceVar(&c.DNSUpstreams, "dns-upstream", nil, "resolvers for names outside the cluster (default: the node's /etc/resolv.conf)")
+	f.StringVar(&c.HostNetns, "host-netns", "", "network namespace (path) from which the DNS upstreams are reached (local clusters)")
 	return cmd
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +16,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -134,13 +137,20 @@ func startNodes(ctx context.Context, c Config, server, kubeconfig string, restCf
 	if err := os.WriteFile(StatePath(c.DataDir), b, 0o600); err != nil {
 		return nil, err
 	}
+	dnsIP, err := ensureDNSService(ctx, restCfg, c.ServiceCIDR)
+	if err != nil {
+		return nil, err
+	}
 	actx, cancel := context.WithCancel(ctx)
 	n := &localNodes{plan: plan, cancel: cancel, errc: make(chan error, 1), procs: map[string]*os.Process{}}
 	for _, nd := range plan.Nodes {
 		args := []string{"agent", "--kubeconfig", kubeconfig, "--api-socket", sock,
 			"--node-name", nd.Name, "--node-ip", nd.IP.Addr().String(), "--pod-cidr", nd.PodCIDR.String(),
 			"--state-dir", NodeDir(c.DataDir, nd.Name), "--pod-netns-prefix", localnet.PodNetnsPrefix(plan.Prefix),
-			"--lease-duration", "10s"}
+			"--lease-duration", "10s", "--cluster-dns", dnsIP,
+			// The nodes' namespaces have no route to the host's resolvers; the agents reach them
+			// through sockets made in this process's namespace.
+			"--host-netns", fmt.Sprintf("/proc/%d/ns/net", os.Getpid())}
 		if err := os.MkdirAll(NodeDir(c.DataDir, nd.Name), 0o700); err != nil {
 			cancel()
 			return nil, err
@@ -313,4 +323,38 @@ func containsArg(args []string, a string) bool {
 		}
 	}
 	return false
+}
+
+// ensureDNSService creates the kube-system/kube-dns Service at the tenth address of the service
+// CIDR (10.96.0.10 by default), as cluster installers do. It has no selector: each node's agent
+// adds its own DNS server to its endpoints.
+func ensureDNSService(ctx context.Context, cfg *rest.Config, serviceCIDR string) (string, error) {
+	if serviceCIDR == "" {
+		serviceCIDR = "10.96.0.0/12"
+	}
+	p, err := netip.ParsePrefix(serviceCIDR)
+	if err != nil {
+		return "", fmt.Errorf("service CIDR %q: %w", serviceCIDR, err)
+	}
+	ip := p.Masked().Addr()
+	for range 10 {
+		ip = ip.Next()
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return "", err
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "kube-dns", Namespace: metav1.NamespaceSystem,
+			Labels: map[string]string{"k8s-app": "kube-dns", "kubernetes.io/name": "svcnet-dns", "kubernetes.io/cluster-service": "true"}},
+		Spec: corev1.ServiceSpec{ClusterIP: ip.String(), Ports: []corev1.ServicePort{
+			{Name: "dns", Protocol: corev1.ProtocolUDP, Port: 53, TargetPort: intstr.FromInt32(53)},
+			{Name: "dns-tcp", Protocol: corev1.ProtocolTCP, Port: 53, TargetPort: intstr.FromInt32(53)},
+		}},
+	}
+	_, err = client.CoreV1().Services(metav1.NamespaceSystem).Create(ctx, svc, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", fmt.Errorf("create the kube-dns Service: %w", err)
+	}
+	return ip.String(), nil
 }

@@ -62,29 +62,7 @@ func Ensure(name string) error {
 
 // Do runs fn on a thread inside the named namespace. Sockets fn opens stay in that namespace; fn
 // must not start goroutines that expect to inherit it.
-func Do(name string, fn func() error) error {
-	target, err := vnetns.GetFromPath(Path(name))
-	if err != nil {
-		return fmt.Errorf("open network namespace %s: %w", name, err)
-	}
-	defer target.Close()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := vnetns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	if err := vnetns.Set(target); err != nil {
-		return fmt.Errorf("enter network namespace %s: %w", name, err)
-	}
-	ferr := fn()
-	if err := vnetns.Set(orig); err != nil {
-		runtime.LockOSThread()
-		return errors.Join(ferr, fmt.Errorf("return to the original network namespace: %w", err))
-	}
-	return ferr
-}
+func Do(name string, fn func() error) error { return DoPath(Path(name), fn) }
 
 // Handle opens the named namespace for netlink.NewHandleAt and the like.
 func Handle(name string) (vnetns.NsHandle, error) {
@@ -204,4 +182,29 @@ func Sysctl(key, value string) error {
 		return fmt.Errorf("sysctl %s=%s: %w", key, value, err)
 	}
 	return nil
+}
+
+// DoPath is Do for a namespace given by path (/proc/PID/ns/net, or a bind mount).
+func DoPath(path string, fn func() error) error {
+	target, err := vnetns.GetFromPath(path)
+	if err != nil {
+		return fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	defer target.Close()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := vnetns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	if err := vnetns.Set(target); err != nil {
+		return fmt.Errorf("enter network namespace %s: %w", path, err)
+	}
+	ferr := fn()
+	if err := vnetns.Set(orig); err != nil {
+		runtime.LockOSThread()
+		return errors.Join(ferr, fmt.Errorf("return to the original network namespace: %w", err))
+	}
+	return ferr
 }
