@@ -40,6 +40,7 @@ import (
 
 	"github.com/svcnet/svcnet/internal/agent/ipam"
 	"github.com/svcnet/svcnet/internal/netns"
+	"github.com/svcnet/svcnet/internal/proxy"
 )
 
 // Config of a node agent.
@@ -65,6 +66,10 @@ type Config struct {
 	HostResolv string
 	// DNS runs the cluster DNS server on this node.
 	DNS bool
+	// Proxy runs the Service proxy (nftables) on this node, with ClusterCIDR and ServiceCIDR.
+	Proxy       bool
+	ClusterCIDR netip.Prefix
+	ServiceCIDR netip.Prefix
 	// DNSUpstreams are the resolvers for names outside the cluster (default: the node's resolv.conf).
 	DNSUpstreams []string
 	// HostNetns, when set, is the network namespace whose network reaches DNSUpstreams (a local
@@ -202,6 +207,9 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 		DeleteFunc: func(o any) { a.podEvent(o, true) },
 	}); err != nil {
 		return err
+	}
+	if cfg.Proxy {
+		go a.runProxy(ctx)
 	}
 	if cfg.DNS {
 		go a.runDNS(ctx)
@@ -534,4 +542,20 @@ func (a *Agent) nodeSubnet() (netip.Prefix, netlink.Link, error) {
 		return netip.PrefixFrom(ip, bits).Masked(), link, nil
 	}
 	return netip.Prefix{}, nil, fmt.Errorf("no interface has the node address %s", a.cfg.NodeIP)
+}
+
+// runProxy runs the Service proxy in the node's namespace until ctx ends, restarting it after a
+// failure (it adopts its own table, so a restart keeps established connections).
+func (a *Agent) runProxy(ctx context.Context) {
+	cfg := proxy.Config{NodeName: a.cfg.NodeName, NodeIPs: []netip.Addr{a.cfg.NodeIP},
+		ClusterCIDR: a.cfg.ClusterCIDR, ServiceCIDR: a.cfg.ServiceCIDR, HealthzBindAddress: "0.0.0.0:10256"}
+	for ctx.Err() == nil {
+		if err := proxy.Run(ctx, a.client, cfg); err != nil && ctx.Err() == nil {
+			slog.Error("service proxy stopped; restarting", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }

@@ -44,7 +44,7 @@ func restConfig(kubeconfig, socket string) (*rest.Config, error) {
 
 func agentCmd() *cobra.Command {
 	var c agent.Config
-	var kubeconfig, socket, nodeIP, podCIDR string
+	var kubeconfig, socket, nodeIP, podCIDR, clusterCIDR, serviceCIDR string
 	var labels map[string]string
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -65,6 +65,16 @@ func agentCmd() *cobra.Command {
 					errs = append(errs, fmt.Errorf("--pod-cidr %q: not a CIDR such as 10.244.1.0/24", podCIDR))
 				}
 				c.PodCIDR = p
+			}
+			for _, f := range []struct {
+				flag, val string
+				dst       *netip.Prefix
+			}{{"--cluster-cidr", clusterCIDR, &c.ClusterCIDR}, {"--service-cidr", serviceCIDR, &c.ServiceCIDR}} {
+				p, err := netip.ParsePrefix(f.val)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s %q: not a CIDR", f.flag, f.val))
+				}
+				*f.dst = p
 			}
 			if err := errors.Join(errs...); err != nil {
 				return err
@@ -93,6 +103,9 @@ func agentCmd() *cobra.Command {
 	f.StringVar(&c.ClusterDomain, "cluster-domain", "cluster.local", "cluster DNS domain")
 	f.StringToStringVar(&labels, "node-labels", nil, "labels added to the Node, key=value,...")
 	f.DurationVar(&c.LeaseDuration, "lease-duration", 40*time.Second, "node heartbeat Lease duration (renewed every quarter of it)")
+	f.BoolVar(&c.Proxy, "proxy", true, "run the Service proxy (nftables) on this node")
+	f.StringVar(&clusterCIDR, "cluster-cidr", "10.244.0.0/16", "the cluster's pod CIDR (traffic from outside it to Services is masqueraded)")
+	f.StringVar(&serviceCIDR, "service-cidr", "10.96.0.0/12", "the Service IP range")
 	f.BoolVar(&c.DNS, "dns", true, "serve cluster DNS on this node (on the --cluster-dns addresses, 169.254.20.10 and the node IP)")
 	f.StringSliceVar(&c.DNSUpstreams, "dns-upstream", nil, "resolvers for names outside the cluster (default: the node's /etc/resolv.conf)")
 	f.StringVar(&c.HostNetns, "host-netns", "", "network namespace (path) from which the DNS upstreams are reached (local clusters)")

@@ -147,7 +147,7 @@ func startNodes(ctx context.Context, c Config, server, kubeconfig string, restCf
 		args := []string{"agent", "--kubeconfig", kubeconfig, "--api-socket", sock,
 			"--node-name", nd.Name, "--node-ip", nd.IP.Addr().String(), "--pod-cidr", nd.PodCIDR.String(),
 			"--state-dir", NodeDir(c.DataDir, nd.Name), "--pod-netns-prefix", localnet.PodNetnsPrefix(plan.Prefix),
-			"--lease-duration", "10s", "--cluster-dns", dnsIP,
+			"--lease-duration", "10s", "--cluster-dns", dnsIP, "--service-cidr", serviceCIDR(c.ServiceCIDR),
 			// The nodes' namespaces have no route to the host's resolvers; the agents reach them
 			// through sockets made in this process's namespace.
 			"--host-netns", fmt.Sprintf("/proc/%d/ns/net", os.Getpid())}
@@ -328,13 +328,10 @@ func containsArg(args []string, a string) bool {
 // ensureDNSService creates the kube-system/kube-dns Service at the tenth address of the service
 // CIDR (10.96.0.10 by default), as cluster installers do. It has no selector: each node's agent
 // adds its own DNS server to its endpoints.
-func ensureDNSService(ctx context.Context, cfg *rest.Config, serviceCIDR string) (string, error) {
-	if serviceCIDR == "" {
-		serviceCIDR = "10.96.0.0/12"
-	}
-	p, err := netip.ParsePrefix(serviceCIDR)
+func ensureDNSService(ctx context.Context, cfg *rest.Config, cidr string) (string, error) {
+	p, err := netip.ParsePrefix(serviceCIDR(cidr))
 	if err != nil {
-		return "", fmt.Errorf("service CIDR %q: %w", serviceCIDR, err)
+		return "", fmt.Errorf("service CIDR %q: %w", cidr, err)
 	}
 	ip := p.Masked().Addr()
 	for range 10 {
@@ -357,4 +354,11 @@ func ensureDNSService(ctx context.Context, cfg *rest.Config, serviceCIDR string)
 		return "", fmt.Errorf("create the kube-dns Service: %w", err)
 	}
 	return ip.String(), nil
+}
+
+func serviceCIDR(s string) string {
+	if s == "" {
+		return "10.96.0.0/12"
+	}
+	return s
 }

@@ -1,0 +1,332 @@
+// Command proxybench measures svcnet's service proxy (internal/proxy) at scale, programming nftables
+// in the network namespace it runs in. bench/proxy.sh runs it in a throwaway namespace; run alone,
+// it refuses the host's namespace.
+//
+//  1. cold start: -services Services with -endpoints endpoints each (every tenth a NodePort), served
+//     from an in-memory fake API: from proxy.Run to the first sync being in the kernel;
+//  2. one endpoint change: -changes EndpointSlice updates, one at a time, each removing (or putting
+//     back) one endpoint of a random Service and stamping endpoints.kubernetes.io/last-change-trigger-
+//     time just before the update: from that time to the end of the sync that applied it (the
+//     kernel's acknowledgement), with the operations each sync sent;
+//  3. no change: an update of a field the proxy ignores must send nothing;
+//  4. memory: VmRSS / VmHWM and the Go heap (the fake API and the informers' caches included).
+//
+// Progress goes to stderr, the result table to stdout.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/exec"
+	goruntime "runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
+
+	"github.com/svcnet/svcnet/internal/proxy"
+)
+
+type options struct {
+	services, endpoints, changes int
+	backend, table               string
+	gap, timeout                 time.Duration
+	allowHost                    bool
+	cpuProfile                   string
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.services, "services", 10000, "Services (one TCP port each; every tenth a NodePort)")
+	flag.IntVar(&o.endpoints, "endpoints", 10, "endpoints per Service (spread over 100 nodes, this one being node-000)")
+	flag.IntVar(&o.changes, "changes", 300, "single endpoint changes to time")
+	flag.DurationVar(&o.gap, "gap", 30*time.Millisecond, "pause between two changes (more than the proxy's 10ms minimum sync period, so each is synced alone)")
+	flag.StringVar(&o.backend, "backend", "netlink", "netlink or nft (the nft tool through knftables)")
+	flag.StringVar(&o.table, "table", "svcnet-bench", "nftables table to use (deleted at the end)")
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "limit for the whole run")
+	flag.BoolVar(&o.allowHost, "allow-host-netns", false, "run even in the host's network namespace (not recommended)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the cold start to this file")
+	flag.Parse()
+	log.SetFlags(log.Lmicroseconds)
+	log.SetPrefix("proxybench: ")
+	if err := run(o); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// sameNetNS reports whether this process is in its parent's network namespace (it is not when
+// started by `ip netns exec` from a shell).
+func sameNetNS() (bool, error) {
+	self, err := os.Stat("/proc/self/ns/net")
+	if err != nil {
+		return false, err
+	}
+	parent, err := os.Stat(fmt.Sprintf("/proc/%d/ns/net", os.Getppid()))
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(self, parent), nil
+}
+
+func run(o options) error {
+	if host, err := sameNetNS(); err != nil || (host && !o.allowHost) {
+		return fmt.Errorf("refusing to program nftables in the parent's network namespace (run bench/proxy.sh, or ip netns exec; -allow-host-netns to insist): %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+
+	log.Printf("building %d Services with %d endpoints each in a fake API ...", o.services, o.endpoints)
+	client := fake.NewClientset()
+	slicesByName := make([]*discoveryv1.EndpointSlice, o.services)
+	for i := range o.services {
+		svc, sl := objects(i, o.endpoints)
+		slicesByName[i] = sl
+		for _, obj := range []runtime.Object{svc, sl} {
+			if err := client.Tracker().Add(obj); err != nil {
+				return err
+			}
+		}
+	}
+
+	var before goruntime.MemStats
+	goruntime.GC()
+	goruntime.ReadMemStats(&before)
+
+	reports := make(chan proxy.SyncReport, 1024)
+	var mu sync.Mutex
+	var first *proxy.SyncReport
+	cfg := proxy.Config{
+		NodeName:    "node-000",
+		NodeIPs:     []netip.Addr{netip.MustParseAddr("172.31.0.11")},
+		ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"),
+		ServiceCIDR: netip.MustParsePrefix("10.96.0.0/12"),
+		Table:       o.table,
+		Backend:     o.backend,
+		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		SyncHook: func(r proxy.SyncReport) {
+			mu.Lock()
+			if first == nil {
+				first = &r
+			}
+			mu.Unlock()
+			select {
+			case reports <- r:
+			default:
+			}
+		},
+	}
+	log.Printf("starting the proxy (backend %s, table %s) ...", o.backend, o.table)
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- proxy.Run(runCtx, client, cfg) }()
+	defer func() {
+		stop()
+		<-done
+		if out, err := runCmd("nft", "delete", "table", "inet", o.table); err != nil {
+			log.Printf("delete table: %v %s", err, out)
+		}
+	}()
+
+	var cold proxy.SyncReport
+	select {
+	case cold = <-reports:
+	case err := <-done:
+		return fmt.Errorf("proxy stopped: %v", err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	coldTotal := cold.Done.Sub(start)
+	if o.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	log.Printf("cold start: %v to the first sync in the kernel (the sync itself %v, %d operations)", coldTotal, cold.Duration, cold.Operations)
+	rssCold, hwmCold := memStatus()
+	if cold.Elements < o.services*o.endpoints {
+		return fmt.Errorf("the first sync holds %d elements, fewer than the %d endpoints: it did not see every object", cold.Elements, o.services*o.endpoints)
+	}
+
+	// One endpoint change at a time.
+	r := rand.New(rand.NewPCG(1, 2))
+	var lat, syncDur []time.Duration
+	var ops []int
+	missing := 0
+	for c := range o.changes {
+		i := r.IntN(o.services)
+		sl := slicesByName[i].DeepCopy()
+		if len(sl.Endpoints) == o.endpoints {
+			sl.Endpoints = slices.Delete(sl.Endpoints, c%o.endpoints, c%o.endpoints+1)
+		} else {
+			_, sl = objects(i, o.endpoints)
+		}
+		trigger := time.Now()
+		sl.Annotations = map[string]string{corev1.EndpointsLastChangeTriggerTime: trigger.UTC().Format(time.RFC3339Nano)}
+		if _, err := client.DiscoveryV1().EndpointSlices(sl.Namespace).Update(ctx, sl, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+		slicesByName[i] = sl
+		got := false
+		deadline := time.After(5 * time.Second)
+		for !got {
+			select {
+			case rep := <-reports:
+				for _, t := range rep.Triggers {
+					if t.Equal(trigger.Truncate(time.Nanosecond)) || t.Sub(trigger).Abs() < time.Microsecond {
+						lat = append(lat, rep.Done.Sub(trigger))
+						syncDur = append(syncDur, rep.Duration)
+						ops = append(ops, rep.Operations)
+						got = true
+					}
+				}
+			case <-deadline:
+				missing++
+				got = true
+			}
+		}
+		time.Sleep(o.gap)
+	}
+	if missing > 0 {
+		log.Printf("%d changes were not seen applied within 5s", missing)
+	}
+
+	// A change the proxy ignores.
+	noop := slicesByName[0].DeepCopy()
+	noop.Labels["unrelated"] = "x"
+	if _, err := client.DiscoveryV1().EndpointSlices(noop.Namespace).Update(ctx, noop, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	noopOps := 0
+	select {
+	case rep := <-reports:
+		noopOps = rep.Operations
+	case <-time.After(500 * time.Millisecond):
+	}
+	rss, hwm := memStatus()
+	var ms goruntime.MemStats
+	goruntime.GC()
+	goruntime.ReadMemStats(&ms)
+	proxyHeap := int64(ms.HeapInuse) - int64(before.HeapInuse)
+
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "FIGURE\tMEASURED\tTARGET\tRESULT")
+	row := func(fig, measured, target string, ok *bool) {
+		res := ""
+		if ok != nil {
+			res = "ok"
+			if !*ok {
+				res = "MISSED"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", fig, measured, target, res)
+	}
+	b := func(v bool) *bool { return &v }
+	row(fmt.Sprintf("cold start, %d Services / %d endpoints: Run -> first sync in the kernel", o.services, o.services*o.endpoints),
+		coldTotal.Round(time.Millisecond).String(), "< 2s", b(coldTotal < 2*time.Second))
+	row("  the full sync itself (build, diff, encode, kernel)", cold.Duration.Round(time.Millisecond).String(), "-", nil)
+	row("  table after it: chains / rules / elements; operations", fmt.Sprintf("%d / %d / %d; %d", cold.Chains, cold.Rules, cold.Elements, cold.Operations), "-", nil)
+	if len(lat) > 0 {
+		p99 := pct(lat, 99)
+		row(fmt.Sprintf("one endpoint change -> in the kernel, p50 / p99 / max (%d changes)", len(lat)),
+			fmt.Sprintf("%v / %v / %v", pct(lat, 50).Round(10*time.Microsecond), p99.Round(10*time.Microsecond), slices.Max(lat).Round(10*time.Microsecond)),
+			"p99 < 50ms", b(p99 < 50*time.Millisecond))
+		row("  the sync alone, p50 / p99", fmt.Sprintf("%v / %v", pct(syncDur, 50).Round(10*time.Microsecond), pct(syncDur, 99).Round(10*time.Microsecond)), "-", nil)
+		slices.Sort(ops)
+		row("  kernel operations per change, min / median / max", fmt.Sprintf("%d / %d / %d", ops[0], ops[len(ops)/2], ops[len(ops)-1]), "a handful", nil)
+	}
+	row("change the proxy ignores: kernel operations", fmt.Sprint(noopOps), "0", b(noopOps == 0))
+	row("memory after the cold start: VmRSS / VmHWM", rssCold+" / "+hwmCold, "-", nil)
+	row("memory at the end: VmRSS / VmHWM (this process: fake API too)", rss+" / "+hwm, "-", nil)
+	row("Go heap in use after GC: the fake API alone / with the proxy", fmt.Sprintf("%d MB / %d MB", before.HeapInuse>>20, ms.HeapInuse>>20), "-", nil)
+	row("  the proxy's part (informer caches, model, table state)", fmt.Sprintf("%d MB", proxyHeap>>20), "< 256 MB", b(proxyHeap < 256<<20))
+	tw.Flush()
+	return nil
+}
+
+func runCmd(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}
+
+// objects returns Service i and its EndpointSlice.
+func objects(i, endpoints int) (*corev1.Service, *discoveryv1.EndpointSlice) {
+	ns := fmt.Sprintf("ns-%02d", i%100)
+	name := fmt.Sprintf("svc-%05d", i)
+	ip := netip.AddrFrom4([4]byte{10, 96 + byte(i>>16), byte(i >> 8), byte(i)})
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: ip.String(), ClusterIPs: []string{ip.String()},
+			Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}},
+	}
+	if i%10 == 0 {
+		svc.Spec.Type = corev1.ServiceTypeNodePort
+		svc.Spec.Ports[0].NodePort = int32(30000 + i/10)
+	}
+	sl := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name + "-abcde", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](8080)}},
+	}
+	for j := range endpoints {
+		k := i*endpoints + j
+		sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{
+			Addresses:  []string{netip.AddrFrom4([4]byte{10, 128 + byte(k>>16), byte(k >> 8), byte(k)}).String()},
+			NodeName:   ptr.To(fmt.Sprintf("node-%03d", k%100)),
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+		})
+	}
+	return svc, sl
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[min(max(i-1, 0), len(s)-1)]
+}
+
+func memStatus() (rss, hwm string) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "?", "?"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "VmRSS:" {
+			rss = kb(f[1])
+		}
+		if len(f) >= 2 && f[0] == "VmHWM:" {
+			hwm = kb(f[1])
+		}
+	}
+	return rss, hwm
+}
+
+func kb(s string) string {
+	var n int
+	fmt.Sscan(s, &n)
+	return fmt.Sprintf("%d MB", n/1024)
+}
