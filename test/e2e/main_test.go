@@ -26,6 +26,10 @@ import (
 var svcnetBin string
 
 func TestMain(m *testing.M) {
+	// The test binary doubles as a client run inside the cluster's namespaces (svcnet exec).
+	if role := os.Getenv(roleEnv); role != "" {
+		os.Exit(runRole(role))
+	}
 	dir, err := os.MkdirTemp("", "svcnet-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
