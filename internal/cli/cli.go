@@ -101,7 +101,7 @@ func newRoot() *cobra.Command {
 		return cluster.DefaultDataDir()
 	}
 	root.AddCommand(upCmd(dir), downCmd(dir), apiserverCmd(), etcdCmd(dir), controllerManagerCmd(dir), agentCmd(),
-		execCmd(dir), logsCmd(dir), dnsCmd(dir), kubectlCmd(), versionCmd())
+		execCmd(dir), logsCmd(dir), dnsCmd(dir), proxyRulesCmd(dir), kubectlCmd(), versionCmd())
 	return root
 }
 

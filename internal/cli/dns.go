@@ -83,3 +83,43 @@ func dnsCmd(dir func() string) *cobra.Command {
 	cmd.AddCommand(query)
 	return cmd
 }
+
+func proxyRulesCmd(dir func() string) *cobra.Command {
+	var node string
+	cmd := &cobra.Command{
+		Use:   "proxy-rules [--node NAME]",
+		Short: "Print the Service proxy's live nftables table of a node (default: the first)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := cluster.ReadState(dir())
+			if err != nil {
+				return err
+			}
+			if node == "" && len(st.Nodes) > 0 {
+				node = st.Nodes[0].Name
+			}
+			ns := ""
+			for _, n := range st.Nodes {
+				if n.Name == node {
+					ns = n.Netns
+				}
+			}
+			if ns == "" {
+				return fmt.Errorf("no node %q in this cluster (nodes: %s)", node, nodeNames(st))
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			spec := podinit.Spec{Netns: netns.Path(ns), Argv: []string{"nft", "list", "table", "inet", "svcnet"}}
+			c := exec.Command(self, spec.Args()...)
+			c.Stdout, c.Stderr = os.Stdout, os.Stderr
+			if err := c.Run(); err != nil {
+				return fmt.Errorf("nft list table inet svcnet on %s: %w (is the nft tool installed?)", node, err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&node, "node", "", "the node (default: the first)")
+	return cmd
+}
