@@ -26,3 +26,6 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -count=1 -timeout 30m ./... "$@"
+# The DNS packet handler is fuzzed for a bounded time on every run (the seed corpus also runs above,
+# as a plain test): malformed packets must get FORMERR/NOTIMP/REFUSED, never a crash.
+go test -run '^$' -fuzz '^FuzzServeDNS$' -fuzztime 20s ./internal/dns/
