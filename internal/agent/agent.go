@@ -70,6 +70,9 @@ type Config struct {
 	Proxy       bool
 	ClusterCIDR netip.Prefix
 	ServiceCIDR netip.Prefix
+	// ProxyDataplane is the proxy's dataplane: "nftables" (default; falls back to userspace where
+	// nf_tables is unavailable) or "userspace".
+	ProxyDataplane string
 	// DNSUpstreams are the resolvers for names outside the cluster (default: the node's resolv.conf).
 	DNSUpstreams []string
 	// HostNetns, when set, is the network namespace whose network reaches DNSUpstreams (a local
@@ -548,7 +551,8 @@ func (a *Agent) nodeSubnet() (netip.Prefix, netlink.Link, error) {
 // failure (it adopts its own table, so a restart keeps established connections).
 func (a *Agent) runProxy(ctx context.Context) {
 	cfg := proxy.Config{NodeName: a.cfg.NodeName, NodeIPs: []netip.Addr{a.cfg.NodeIP},
-		ClusterCIDR: a.cfg.ClusterCIDR, ServiceCIDR: a.cfg.ServiceCIDR, HealthzBindAddress: "0.0.0.0:10256"}
+		ClusterCIDR: a.cfg.ClusterCIDR, ServiceCIDR: a.cfg.ServiceCIDR, HealthzBindAddress: "0.0.0.0:10256",
+		Dataplane: a.cfg.ProxyDataplane}
 	for ctx.Err() == nil {
 		if err := proxy.Run(ctx, a.client, cfg); err != nil && ctx.Err() == nil {
 			slog.Error("service proxy stopped; restarting", "err", err)

@@ -128,6 +128,7 @@ func upCmd(dir func() string) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.IntVar(&c.Nodes, "nodes", 2, "number of nodes, each a network namespace with its agent (0: control plane only, no root needed)")
+	f.StringVar(&c.Dataplane, "dataplane", "nftables", "the nodes' Service proxy: nftables, or userspace where nftables cannot be used")
 	f.StringVar(&c.Name, "name", "", "cluster name, for running several clusters side by side: namespaces are named svcnet-NAME-...")
 	f.StringVar(&c.BindAddress, "bind-address", "127.0.0.1", "address the API server listens on")
 	f.IntVar(&c.APIPort, "port", 6443, "API server port")

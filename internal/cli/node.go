@@ -104,6 +104,7 @@ func agentCmd() *cobra.Command {
 	f.StringToStringVar(&labels, "node-labels", nil, "labels added to the Node, key=value,...")
 	f.DurationVar(&c.LeaseDuration, "lease-duration", 40*time.Second, "node heartbeat Lease duration (renewed every quarter of it)")
 	f.BoolVar(&c.Proxy, "proxy", true, "run the Service proxy (nftables) on this node")
+	f.StringVar(&c.ProxyDataplane, "dataplane", "nftables", "the Service proxy's dataplane: nftables (falls back to userspace where nf_tables is unavailable) or userspace")
 	f.StringVar(&clusterCIDR, "cluster-cidr", "10.244.0.0/16", "the cluster's pod CIDR (traffic from outside it to Services is masqueraded)")
 	f.StringVar(&serviceCIDR, "service-cidr", "10.96.0.0/12", "the Service IP range")
 	f.BoolVar(&c.DNS, "dns", true, "serve cluster DNS on this node (on the --cluster-dns addresses, 169.254.20.10 and the node IP)")

@@ -147,7 +147,7 @@ func startNodes(ctx context.Context, c Config, server, kubeconfig string, restCf
 		args := []string{"agent", "--kubeconfig", kubeconfig, "--api-socket", sock,
 			"--node-name", nd.Name, "--node-ip", nd.IP.Addr().String(), "--pod-cidr", nd.PodCIDR.String(),
 			"--state-dir", NodeDir(c.DataDir, nd.Name), "--pod-netns-prefix", localnet.PodNetnsPrefix(plan.Prefix),
-			"--lease-duration", "10s", "--cluster-dns", dnsIP, "--service-cidr", serviceCIDR(c.ServiceCIDR),
+			"--lease-duration", "10s", "--cluster-dns", dnsIP, "--dataplane", dataplane(c.Dataplane), "--service-cidr", serviceCIDR(c.ServiceCIDR),
 			// The nodes' namespaces have no route to the host's resolvers; the agents reach them
 			// through sockets made in this process's namespace.
 			"--host-netns", fmt.Sprintf("/proc/%d/ns/net", os.Getpid())}
@@ -359,6 +359,13 @@ func ensureDNSService(ctx context.Context, cfg *rest.Config, cidr string) (strin
 func serviceCIDR(s string) string {
 	if s == "" {
 		return "10.96.0.0/12"
+	}
+	return s
+}
+
+func dataplane(s string) string {
+	if s == "" {
+		return "nftables"
 	}
 	return s
 }

@@ -33,6 +33,8 @@ type Config struct {
 	NodePortRange string
 	// EtcdClientURL is where the embedded etcd listens (port 0: any free port).
 	EtcdClientURL string
+	// Dataplane of the nodes' Service proxies: "nftables" (default) or "userspace".
+	Dataplane string
 	// Name tells clusters on one machine apart: their namespaces are named svcnet-NAME-...
 	Name string
 }

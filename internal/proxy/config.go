@@ -20,6 +20,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// The dataplanes.
+const (
+	DataplaneNFTables  = "nftables"
+	DataplaneUserspace = "userspace"
+)
+
 // Config configures the proxy of one node.
 type Config struct {
 	// NodeName is this node's name: endpoints on it are local, its Node's zone label drives
@@ -54,6 +60,10 @@ type Config struct {
 	// drop the DNATed packets, whose source is 127.0.0.1) and the table drops packets arriving from
 	// the network for 127.0.0.0/8, which that setting would let in.
 	DisableLocalhostNodePorts bool
+	// Dataplane is "nftables" (default) or "userspace": TCP and UDP listeners on the Service
+	// addresses and NodePorts that splice connections to endpoints (package userspace). With
+	// "nftables", Run falls back to the userspace dataplane when nf_tables is unavailable.
+	Dataplane string
 	// Backend is how the table is programmed: "netlink" (default: nf_tables netlink directly) or
 	// "nft" (the nft tool through knftables; slower at scale, for debugging).
 	Backend string
@@ -88,6 +98,9 @@ func (c *Config) Default() {
 	if c.MinSyncPeriod == 0 {
 		c.MinSyncPeriod = 10 * time.Millisecond
 	}
+	if c.Dataplane == "" {
+		c.Dataplane = DataplaneNFTables
+	}
 	if c.Backend == "" {
 		c.Backend = "netlink"
 	}
@@ -112,6 +125,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ServiceCIDR.IsValid() && !c.ServiceCIDR.Addr().Is4() {
 		errs = append(errs, fmt.Errorf("proxy: service CIDR %s: only IPv4 is supported", c.ServiceCIDR))
+	}
+	if c.Dataplane != "" && c.Dataplane != DataplaneNFTables && c.Dataplane != DataplaneUserspace {
+		errs = append(errs, fmt.Errorf("proxy: unknown dataplane %q (use nftables or userspace)", c.Dataplane))
 	}
 	if c.Backend != "" && c.Backend != "netlink" && c.Backend != "nft" {
 		errs = append(errs, fmt.Errorf("proxy: unknown backend %q (use netlink or nft)", c.Backend))

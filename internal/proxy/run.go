@@ -2,10 +2,14 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
+	"syscall"
 
 	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
@@ -22,19 +26,42 @@ import (
 	"github.com/svcnet/svcnet/internal/proxy/healthcheck"
 	"github.com/svcnet/svcnet/internal/proxy/model"
 	"github.com/svcnet/svcnet/internal/proxy/nft"
+	"github.com/svcnet/svcnet/internal/proxy/userspace"
 )
 
 // Run runs the proxy until ctx ends: it programs the nftables table in the current network
 // namespace and serves health checks. Nothing is programmed before the first complete lists of
 // Services and EndpointSlices have arrived; an existing table (from an earlier run) is adopted and
 // corrected in place, so established connections keep flowing across a restart.
+//
+// With Dataplane "userspace", or when nf_tables is unavailable (the kernel does not speak it, or
+// the nft tool is missing for Backend "nft"), it runs the userspace dataplane instead.
 func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 	cfg.Default()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if cfg.Dataplane == DataplaneUserspace {
+		return runUserspace(ctx, client, cfg)
+	}
 	backend, closeBackend, err := newBackend(cfg)
+	if err == nil {
+		// Probe: reading the table fails at once where nf_tables is missing.
+		if _, err = backend.List(ctx); err != nil {
+			closeBackend()
+			err = fmt.Errorf("read nftables table %s: %w", cfg.Table, err)
+		}
+	}
 	if err != nil {
+		if nftablesUnavailable(err) {
+			lvl := slog.LevelWarn
+			if fellBack.Swap(true) {
+				lvl = slog.LevelDebug
+			}
+			cfg.Logger.Log(ctx, lvl, "nftables is unavailable on this node; the Service proxy falls back to the userspace dataplane",
+				"err", err, "dataplane", DataplaneUserspace)
+			return runUserspace(ctx, client, cfg)
+		}
 		return err
 	}
 	defer closeBackend()
@@ -52,6 +79,33 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 	p.hc = healthcheck.NewServices(cfg.NodeIPs, nil, p.health.Healthy)
 	defer p.hc.Close()
 	return p.run(ctx, client, nil)
+}
+
+// fellBack records that Run fell back to userspace once already (the fallback is logged as a
+// warning once per process).
+var fellBack atomic.Bool
+
+// nftablesUnavailable tells errors meaning "this kernel (or system) has no nf_tables" from others
+// (such as a missing privilege): netlink refuses the netfilter protocol or family, the nf_tables
+// subsystem is not there (EINVAL/EOPNOTSUPP from nfnetlink), or the nft tool is missing.
+func nftablesUnavailable(err error) bool {
+	for _, e := range []error{syscall.EPROTONOSUPPORT, syscall.EAFNOSUPPORT, syscall.EOPNOTSUPP, syscall.EINVAL, exec.ErrNotFound} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "could not find nftables binary") || strings.Contains(msg, "Protocol not supported") ||
+		strings.Contains(msg, "Operation not supported")
+}
+
+// runUserspace runs the userspace dataplane with the equivalent configuration.
+func runUserspace(ctx context.Context, client kubernetes.Interface, cfg Config) error {
+	return userspace.Run(ctx, client, userspace.Config{
+		NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, ClusterCIDR: cfg.ClusterCIDR,
+		DisableLocalhostNodePorts: cfg.DisableLocalhostNodePorts, HealthzBindAddress: cfg.HealthzBindAddress,
+		MinSyncPeriod: cfg.MinSyncPeriod, Logger: cfg.Logger,
+	})
 }
 
 func newBackend(cfg Config) (nft.Backend, func(), error) {

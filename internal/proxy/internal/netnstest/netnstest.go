@@ -1,5 +1,5 @@
 // Package netnstest creates throwaway network namespaces for the proxy's root tests: named
-// svcnet-t-proxy-<random>, wired with veth pairs, and removed when the test ends, pass or fail.
+// svcnet-t-proxy-<random> (or another svcnet-t- prefix), wired with veth pairs, and removed when the test ends, pass or fail.
 // Nothing here touches the host's own namespace beyond creating and deleting the namespaces and
 // the veth pairs inside them.
 package netnstest
@@ -42,12 +42,21 @@ type NS struct {
 	Handle netns.NsHandle
 }
 
-// New creates a namespace with lo up, removed at the end of the test.
+// New creates a namespace named Prefix<random> with lo up, removed at the end of the test.
 func New(t testing.TB) *NS {
 	t.Helper()
+	return NewWithPrefix(t, Prefix)
+}
+
+// NewWithPrefix is New with another name prefix (it must start with "svcnet-t-").
+func NewWithPrefix(t testing.TB, prefix string) *NS {
+	t.Helper()
+	if !strings.HasPrefix(prefix, "svcnet-t-") {
+		t.Fatalf("test namespace prefix %q must start with svcnet-t-", prefix)
+	}
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	name := Prefix + hex.EncodeToString(b)
+	name := prefix + hex.EncodeToString(b)
 	h, err := onThread(func() (netns.NsHandle, error) {
 		orig, err := netns.Get()
 		if err != nil {
