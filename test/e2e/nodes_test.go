@@ -163,7 +163,10 @@ func TestNodesAndPods(t *testing.T) {
 		cidrs[n.Name] = netip.MustParsePrefix(n.Spec.PodCIDR)
 	}
 
-	if _, err := c.client.AppsV1().Deployments("default").Create(ctx, agnhostDeployment("web", 6, nil), metav1.CreateOptions{}); err != nil {
+	// Without a readiness probe a pod is Ready as soon as its process runs, before it listens (as
+	// in Kubernetes); the probe makes Ready mean "answers".
+	serving := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1}
+	if _, err := c.client.AppsV1().Deployments("default").Create(ctx, agnhostDeployment("web", 6, serving), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.client.CoreV1().Services("default").Create(ctx, &corev1.Service{
