@@ -24,6 +24,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	endpointsliceutil "k8s.io/endpointslice/util"
+
+	"github.com/svcnet/svcnet/internal/controller/labelindex"
 )
 
 // maxRetries bounds how often one Service is retried before it is dropped (until its next event).
@@ -39,7 +41,8 @@ type Controller struct {
 	client    kubernetes.Interface
 	factory   informers.SharedInformerFactory
 	services  corelisters.ServiceLister
-	pods      corelisters.PodLister
+	podIndex  cache.Indexer // pods by label pair (labelindex)
+	svcIndex  cache.Indexer // Services by selector pair (labelindex)
 	endpoints corelisters.EndpointsLister
 	synced    []cache.InformerSynced
 	queue     workqueue.TypedRateLimitingInterface[string]
@@ -62,7 +65,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory) *
 		client:    client,
 		factory:   factory,
 		services:  svcInf.Lister(),
-		pods:      podInf.Lister(),
+		podIndex:  podInf.Informer().GetIndexer(),
+		svcIndex:  svcInf.Informer().GetIndexer(),
 		endpoints: epInf.Lister(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "endpoint"}),
@@ -71,6 +75,13 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory) *
 		broadcast: record.NewBroadcaster(),
 	}
 	c.recorder = c.broadcast.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "endpoint-controller"})
+	// Shared with the EndpointSlice controller when both use one factory; added once.
+	if err := labelindex.AddPodIndex(podInf.Informer()); err != nil {
+		panic(fmt.Sprintf("endpoints controller: pod index: %v", err))
+	}
+	if err := labelindex.AddServiceIndex(svcInf.Informer()); err != nil {
+		panic(fmt.Sprintf("endpoints controller: service index: %v", err))
+	}
 	// Informer handlers are registered here, before the factory starts, so the initial list reaches
 	// them as add events and every Service gets its first sync.
 	c.synced = []cache.InformerSynced{
@@ -157,7 +168,7 @@ func (c *Controller) enqueueService(obj interface{}) {
 // onPodChange queues the Services whose endpoints a pod event may change: those selecting the pod
 // before or after, skipping updates that touch nothing Endpoints show (kube's projection rules).
 func (c *Controller) onPodChange(old, cur interface{}) {
-	services, err := endpointsliceutil.GetServicesToUpdate(c.services, endpointsliceutil.GetPodUpdateProjectionKey(old, cur))
+	services, err := labelindex.ServicesForPod(c.svcIndex, endpointsliceutil.GetPodUpdateProjectionKey(old, cur))
 	if err != nil {
 		return // the lister reads a local cache; it does not fail
 	}
@@ -242,7 +253,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if svc.Spec.Type == corev1.ServiceTypeExternalName || svc.Spec.Selector == nil {
 		return nil
 	}
-	pods, err := c.pods.Pods(ns).List(labels.Set(svc.Spec.Selector).AsSelectorPreValidated())
+	pods, err := labelindex.Pods(c.podIndex, ns, svc.Spec.Selector)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,8 @@ import (
 	"k8s.io/endpointslice"
 	endpointsliceutil "k8s.io/endpointslice/util"
 	"k8s.io/klog/v2"
+
+	"github.com/svcnet/svcnet/internal/controller/labelindex"
 )
 
 // ControllerName is the managed-by label value of the slices this controller owns, as in kube.
@@ -37,7 +39,8 @@ const ControllerName = "endpointslice-controller.k8s.io"
 type Controller struct {
 	client     kubernetes.Interface
 	services   corelisters.ServiceLister
-	pods       corelisters.PodLister
+	podIndex   cache.Indexer // pods by label pair (labelindex)
+	svcIndex   cache.Indexer // Services by selector pair (labelindex)
 	slices     discoverylisters.EndpointSliceLister
 	synced     []cache.InformerSynced
 	reconciler *endpointslice.Reconciler
@@ -59,7 +62,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, m
 	recorder := broadcast.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "endpoint-slice-controller"})
 	tracker := endpointsliceutil.NewEndpointSliceTracker()
 	c := &Controller{
-		client: client, services: svcInf.Lister(), pods: podInf.Lister(), slices: sliceInf.Lister(),
+		client: client, services: svcInf.Lister(),
+		podIndex: podInf.Informer().GetIndexer(), svcIndex: svcInf.Informer().GetIndexer(),
+		slices:   labelindex.NewSliceLister(sliceInf.Informer().GetIndexer()),
 		synced:   []cache.InformerSynced{svcInf.Informer().HasSynced, podInf.Informer().HasSynced, sliceInf.Informer().HasSynced, nodeInf.Informer().HasSynced},
 		tracker:  tracker,
 		triggers: endpointsliceutil.NewTriggerTimeTracker(),
@@ -70,6 +75,10 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, m
 		reconciler: endpointslice.NewReconciler(client, nodeInf.Lister(), maxEndpointsPerSlice, tracker, nil, recorder, ControllerName,
 			endpointslice.WithTrafficDistributionEnabled(true, true)),
 	}
+	// Fails only on a stopped informer, as AddEventHandler below does.
+	utilruntime.Must(labelindex.AddPodIndex(podInf.Informer()))
+	utilruntime.Must(labelindex.AddServiceIndex(svcInf.Informer()))
+	utilruntime.Must(labelindex.AddSliceIndex(sliceInf.Informer()))
 	svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueueService,
 		UpdateFunc: func(_, cur interface{}) { c.enqueueService(cur) },
@@ -104,7 +113,7 @@ func (c *Controller) podChanged(old, cur interface{}) {
 	if key == nil {
 		return
 	}
-	svcs, err := endpointsliceutil.GetServicesToUpdate(c.services, key)
+	svcs, err := labelindex.ServicesForPod(c.svcIndex, key)
 	if err != nil {
 		utilruntime.HandleError(err)
 		return
@@ -194,7 +203,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		// Selectorless Services are for users (or the mirroring controller) to fill.
 		return nil
 	}
-	pods, err := c.pods.Pods(ns).List(labels.Set(svc.Spec.Selector).AsSelectorPreValidated())
+	pods, err := labelindex.Pods(c.podIndex, ns, svc.Spec.Selector)
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	endpointsliceutil "k8s.io/endpointslice/util"
+
+	"github.com/svcnet/svcnet/internal/controller/labelindex"
 )
 
 const (
@@ -111,7 +113,12 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, m
 	epInformer := factory.Core().V1().Endpoints()
 	svcInformer := factory.Core().V1().Services()
 	sliceInformer := factory.Discovery().V1().EndpointSlices()
-	c.endpoints, c.services, c.slices = epInformer.Lister(), svcInformer.Lister(), sliceInformer.Lister()
+	// Each sync lists one Service's slices: from an index, not by matching every slice of the
+	// namespace (shared with the EndpointSlice controller when both use one factory).
+	if err := labelindex.AddSliceIndex(sliceInformer.Informer()); err != nil {
+		panic(fmt.Sprintf("endpointslicemirroring: slice index: %v", err))
+	}
+	c.endpoints, c.services, c.slices = epInformer.Lister(), svcInformer.Lister(), labelindex.NewSliceLister(sliceInformer.Informer().GetIndexer())
 
 	c.register(epInformer.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.onEndpointsAdd,
