@@ -38,6 +38,11 @@ import (
 type Options struct {
 	// Workers per controller.
 	Workers int
+	// EndpointWorkers per endpoint controller (EndpointSlice, Endpoints, EndpointSlice mirroring):
+	// kube's --concurrent-service-endpoint-syncs, --concurrent-endpoint-syncs and
+	// --mirroring-concurrent-service-endpoint-syncs, all 5 by default. A sync mostly waits for its
+	// one API write, so more workers than cores keep a burst of Service changes from queueing.
+	EndpointWorkers int
 	// MaxEndpointsPerSlice caps the endpoints of one EndpointSlice (kube's default is 100).
 	MaxEndpointsPerSlice int32
 	// LeaderElect makes replicas compete for the kube-system/svcnet-controller-manager Lease.
@@ -54,6 +59,9 @@ type Options struct {
 func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if o.Workers == 0 {
 		o.Workers = 2
+	}
+	if o.EndpointWorkers == 0 {
+		o.EndpointWorkers = 5
 	}
 	if o.MaxEndpointsPerSlice == 0 {
 		o.MaxEndpointsPerSlice = 100
@@ -93,13 +101,23 @@ func runAll(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, o 
 	// The controllers read names, owners, finalizers and deletion state; dropping managedFields keeps
 	// their caches a fraction of the size, as kube-controller-manager does.
 	factory := metadatainformer.NewSharedInformerFactoryWithOptions(meta, 0, metadatainformer.WithTransform(stripManagedFields))
+	typed := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0, kubeinformers.WithTransform(stripManagedFields))
 	informers := map[schema.GroupVersionResource]cache.SharedIndexInformer{}
 	for _, r := range resources {
+		if sharedTyped[r.GVR] {
+			// As kube-controller-manager's InformerFactory: a resource the typed controllers watch
+			// anyway is read from their informer, not listed, watched and cached a second time as
+			// metadata (every pod status change was sent twice; at 30,000 pods the second cache held
+			// about 150 MB).
+			if inf, err := typed.ForResource(r.GVR); err == nil {
+				informers[r.GVR] = inf.Informer()
+				continue
+			}
+		}
 		informers[r.GVR] = factory.ForResource(r.GVR).Informer()
 	}
 	collector := gc.New(meta, resources, informers)
 	nsc := namespace.New(meta, kube, resources, informers)
-	typed := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0, kubeinformers.WithTransform(stripManagedFields))
 	slices := endpointslice.New(kube, typed, o.MaxEndpointsPerSlice)
 	eps := endpoints.New(kube, typed)
 	mirror := endpointslicemirroring.New(kube, typed, endpointslicemirroring.DefaultMaxEndpointsPerSubset)
@@ -118,9 +136,9 @@ func runAll(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, o 
 	slog.Info("controllers started", "resources", len(resources))
 	go collector.Run(ctx, o.Workers)
 	go nsc.Run(ctx, o.Workers)
-	go slices.Run(ctx, o.Workers)
-	go eps.Run(ctx, o.Workers)
-	go mirror.Run(ctx, o.Workers)
+	go slices.Run(ctx, o.EndpointWorkers)
+	go eps.Run(ctx, o.EndpointWorkers)
+	go mirror.Run(ctx, o.EndpointWorkers)
 	go rsc.Run(ctx, o.Workers)
 	go dc.Run(ctx, o.Workers)
 	go ssc.Run(ctx, o.Workers)
@@ -159,6 +177,20 @@ func Deletable(disc discovery.DiscoveryInterface) ([]gc.Resource, error) {
 		}
 	}
 	return out, nil
+}
+
+// sharedTyped are the resources the controllers of runAll watch through the typed factory; the
+// garbage collector and the namespace controller share those informers.
+var sharedTyped = map[schema.GroupVersionResource]bool{
+	{Version: "v1", Resource: "pods"}:                                      true,
+	{Version: "v1", Resource: "services"}:                                  true,
+	{Version: "v1", Resource: "endpoints"}:                                 true,
+	{Version: "v1", Resource: "nodes"}:                                     true,
+	{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"}: true,
+	{Group: "coordination.k8s.io", Version: "v1", Resource: "leases"}:      true,
+	{Group: "apps", Version: "v1", Resource: "replicasets"}:                true,
+	{Group: "apps", Version: "v1", Resource: "deployments"}:                true,
+	{Group: "apps", Version: "v1", Resource: "statefulsets"}:               true,
 }
 
 func stripManagedFields(obj interface{}) (interface{}, error) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -71,7 +72,17 @@ func (c *Collector) observe(gvr schema.GroupVersionResource, o interface{}, dele
 	}
 	m, ok := o.(*metav1.PartialObjectMetadata)
 	if !ok {
-		return
+		// A typed object: its informer is shared with the other controllers (controller.runAll), as
+		// kube's collector shares typed informers where they exist. The graph keeps only the fields
+		// it reads, not the object.
+		a, err := meta.Accessor(o)
+		if err != nil {
+			return
+		}
+		m = &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
+			Name: a.GetName(), Namespace: a.GetNamespace(), UID: a.GetUID(), ResourceVersion: a.GetResourceVersion(),
+			OwnerReferences: a.GetOwnerReferences(), Finalizers: a.GetFinalizers(), DeletionTimestamp: a.GetDeletionTimestamp(),
+		}}
 	}
 	c.mu.Lock()
 	if old, ok := c.objects[m.UID]; ok {
@@ -219,6 +230,19 @@ func (c *Collector) ownerState(ctx context.Context, namespace string, or metav1.
 	res, ok := c.byKind[gv.WithKind(or.Kind).GroupKind()]
 	if !ok {
 		return ownerPresent, nil // an owner kind we do not serve: never collect on its account
+	}
+	// An owner the graph holds, not being deleted, is present: every dependent update lands here, and
+	// reading the owner live each time cost the API server and etcd one read per write (an
+	// EndpointSlice update, a pod status change). As in kube's collector, only owners the graph has
+	// not seen, or that are being deleted, are verified live; if a known owner is in fact gone, its
+	// delete event wakes this dependent again.
+	c.mu.RLock()
+	known, ok := c.objects[or.UID]
+	knownGVR := c.gvrs[or.UID]
+	c.mu.RUnlock()
+	if ok && knownGVR == res.GVR && known.Name == or.Name && (!res.Namespaced || known.Namespace == namespace) &&
+		known.DeletionTimestamp == nil {
+		return ownerPresent, nil
 	}
 	ri := c.client.Resource(res.GVR)
 	var owner *metav1.PartialObjectMetadata
