@@ -122,6 +122,7 @@ func upCmd(dir func() string) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			tuneGC()
+			startPprof()
 			c.DataDir = dir()
 			return cluster.Up(cmd.Context(), c, os.Stdout)
 		},
@@ -147,6 +148,7 @@ func apiserverCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			tuneGC()
+			startPprof()
 			c.EtcdTLS = etcdTLS
 			s, err := apiserver.New(c)
 			if err != nil {
@@ -210,6 +212,7 @@ func controllerManagerCmd(dir func() string) *cobra.Command {
 		Short: "Run the cluster controllers (EndpointSlices, namespace deletion, garbage collection)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			startPprof()
 			if kubeconfig == "" {
 				kubeconfig = pki.In(dir()).Kubeconfig
 			}
@@ -224,6 +227,7 @@ func controllerManagerCmd(dir func() string) *cobra.Command {
 	cmd.Flags().BoolVar(&o.LeaderElect, "leader-elect", true, "compete for the kube-system/svcnet-controller-manager Lease, so several replicas can run")
 	cmd.Flags().Int32Var(&o.MaxEndpointsPerSlice, "max-endpoints-per-slice", 100, "most endpoints in one EndpointSlice")
 	cmd.Flags().IntVar(&o.Workers, "workers", 2, "concurrent syncs per controller")
+	cmd.Flags().IntVar(&o.EndpointWorkers, "concurrent-endpoint-syncs", 5, "concurrent syncs of each endpoint controller (EndpointSlices, Endpoints, mirroring), as kube's flags of that name")
 	cmd.Flags().DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may miss heartbeats before it is marked unreachable")
 	return cmd
 }
