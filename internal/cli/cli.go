@@ -40,10 +40,13 @@ func Main(args []string) int {
 			return agnhost.Main(ctx, args[1:], os.Stdout, os.Stderr)
 		}
 	}
-	// kubectl gets its arguments untouched, flags and all; only a leading --data-dir is ours.
-	if i := kubectlIndex(args); i >= 0 {
-		dataDir := dataDirFrom(args[:i])
-		kubectl.Run(pki.In(dataDir).Kubeconfig, args[i+1:])
+	// kubectl gets its arguments untouched, flags and all; only --data-dir before or right after
+	// "kubectl" is ours (kubectl has no flag of that name).
+	if dataDir, kargs, ok := kubectlArgs(args); ok {
+		if dataDir == "" {
+			dataDir = cluster.DefaultDataDir()
+		}
+		kubectl.Run(pki.In(dataDir).Kubeconfig, kargs)
 		return 0
 	}
 	root := newRoot()
@@ -57,32 +60,28 @@ func Main(args []string) int {
 	return 0
 }
 
-// kubectlIndex finds the "kubectl" subcommand among leading global flags.
-func kubectlIndex(args []string) int {
-	for i := 0; i < len(args); i++ {
-		switch a := args[i]; {
-		case a == "kubectl":
-			return i
-		case a == "--data-dir":
-			i++
-		case strings.HasPrefix(a, "--data-dir="):
-		default:
-			return -1
+// kubectlArgs recognises "svcnet [--data-dir DIR] kubectl [--data-dir DIR] ARGS..." and returns
+// the data directory given (last one wins, "" for none) and kubectl's own arguments.
+func kubectlArgs(args []string) (dataDir string, kargs []string, ok bool) {
+	// leading consumes --data-dir flags from the front of a, returning the rest.
+	leading := func(a []string) []string {
+		for len(a) > 0 {
+			switch {
+			case a[0] == "--data-dir" && len(a) > 1:
+				dataDir, a = a[1], a[2:]
+			case strings.HasPrefix(a[0], "--data-dir="):
+				dataDir, a = strings.TrimPrefix(a[0], "--data-dir="), a[1:]
+			default:
+				return a
+			}
 		}
+		return a
 	}
-	return -1
-}
-
-func dataDirFrom(args []string) string {
-	for i, a := range args {
-		if a == "--data-dir" && i+1 < len(args) {
-			return args[i+1]
-		}
-		if v, ok := strings.CutPrefix(a, "--data-dir="); ok {
-			return v
-		}
+	rest := leading(args)
+	if len(rest) == 0 || rest[0] != "kubectl" {
+		return "", nil, false
 	}
-	return cluster.DefaultDataDir()
+	return dataDir, leading(rest[1:]), true
 }
 
 func newRoot() *cobra.Command {
