@@ -27,11 +27,13 @@ import (
 	"github.com/svcnet/svcnet/internal/controller/endpointslice"
 	"github.com/svcnet/svcnet/internal/controller/endpointslicemirroring"
 	"github.com/svcnet/svcnet/internal/controller/gc"
+	"github.com/svcnet/svcnet/internal/controller/loadbalancer"
 	"github.com/svcnet/svcnet/internal/controller/namespace"
 	"github.com/svcnet/svcnet/internal/controller/nodelifecycle"
 	"github.com/svcnet/svcnet/internal/controller/replicaset"
 	"github.com/svcnet/svcnet/internal/controller/scheduler"
 	"github.com/svcnet/svcnet/internal/controller/statefulset"
+	"github.com/svcnet/svcnet/internal/lbpool"
 )
 
 // Options of the controllers.
@@ -43,6 +45,9 @@ type Options struct {
 	// --mirroring-concurrent-service-endpoint-syncs, all 5 by default. A sync mostly waits for its
 	// one API write, so more workers than cores keep a burst of Service changes from queueing.
 	EndpointWorkers int
+	// LoadBalancerPool is where LoadBalancer Services get their addresses (empty: nowhere; a
+	// cloud provider or another implementation may serve them).
+	LoadBalancerPool lbpool.Pool
 	// MaxEndpointsPerSlice caps the endpoints of one EndpointSlice (kube's default is 100).
 	MaxEndpointsPerSlice int32
 	// LeaderElect makes replicas compete for the kube-system/svcnet-controller-manager Lease.
@@ -121,6 +126,7 @@ func runAll(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, o 
 	slices := endpointslice.New(kube, typed, o.MaxEndpointsPerSlice)
 	eps := endpoints.New(kube, typed)
 	mirror := endpointslicemirroring.New(kube, typed, endpointslicemirroring.DefaultMaxEndpointsPerSubset)
+	lbc := loadbalancer.New(kube, typed, o.LoadBalancerPool)
 	rsc := replicaset.New(kube, typed)
 	dc := deployment.New(kube, typed)
 	ssc := statefulset.New(kube, typed)
@@ -139,6 +145,7 @@ func runAll(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, o 
 	go slices.Run(ctx, o.EndpointWorkers)
 	go eps.Run(ctx, o.EndpointWorkers)
 	go mirror.Run(ctx, o.EndpointWorkers)
+	go lbc.Run(ctx, o.Workers)
 	go rsc.Run(ctx, o.Workers)
 	go dc.Run(ctx, o.Workers)
 	go ssc.Run(ctx, o.Workers)
