@@ -39,6 +39,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/svcnet/svcnet/internal/agent/ipam"
+	"github.com/svcnet/svcnet/internal/lbpool"
 	"github.com/svcnet/svcnet/internal/netns"
 	"github.com/svcnet/svcnet/internal/proxy"
 )
@@ -75,6 +76,9 @@ type Config struct {
 	ProxyDataplane string
 	// DNSUpstreams are the resolvers for names outside the cluster (default: the node's resolv.conf).
 	DNSUpstreams []string
+	// LoadBalancerPool is the pool of LoadBalancer addresses this node announces when elected
+	// (empty: none; on real hosts with a cloud load balancer, leave it so).
+	LoadBalancerPool lbpool.Pool
 	// HostNetns, when set, is the network namespace whose network reaches DNSUpstreams (a local
 	// cluster's nodes are namespaces without a route to the host's resolvers).
 	HostNetns string
@@ -196,6 +200,15 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 	}); err != nil {
 		return err
 	}
+	var lb *announcer
+	var lbFactory informers.SharedInformerFactory
+	if !cfg.LoadBalancerPool.Empty() {
+		lbFactory = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(slimSlice))
+		if lb, err = newAnnouncer(a, svcInf, nodeInf, lbFactory); err != nil {
+			return err
+		}
+		lbFactory.Start(ctx.Done())
+	}
 	factory.Start(ctx.Done())
 	podFactory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), podInf.Informer().HasSynced, svcInf.Informer().HasSynced, nodeInf.Informer().HasSynced) {
@@ -216,6 +229,9 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 	}
 	if cfg.DNS {
 		go a.runDNS(ctx)
+	}
+	if lb != nil {
+		go lb.run(ctx)
 	}
 	slog.Info("node agent running", "node", cfg.NodeName, "nodeIP", cfg.NodeIP, "podCIDR", cfg.PodCIDR)
 	for {

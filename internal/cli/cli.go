@@ -23,6 +23,7 @@ import (
 	"github.com/svcnet/svcnet/internal/controller"
 	"github.com/svcnet/svcnet/internal/etcd"
 	"github.com/svcnet/svcnet/internal/kubectl"
+	"github.com/svcnet/svcnet/internal/lbpool"
 	"github.com/svcnet/svcnet/internal/pki"
 	"github.com/svcnet/svcnet/internal/podinit"
 )
@@ -133,6 +134,7 @@ func upCmd(dir func() string) *cobra.Command {
 	f.StringVar(&c.BindAddress, "bind-address", "127.0.0.1", "address the API server listens on")
 	f.IntVar(&c.APIPort, "port", 6443, "API server port")
 	f.StringVar(&c.ServiceCIDR, "service-cidr", "10.96.0.0/12", "ClusterIP range")
+	f.StringVar(&c.LoadBalancerPool, "load-balancer-pool", cluster.DefaultLoadBalancerPool, "addresses for LoadBalancer Services, announced on the node network (\"\": none, they stay pending)")
 	f.StringVar(&c.NodePortRange, "node-port-range", "30000-32767", "NodePort range")
 	f.StringVar(&c.EtcdClientURL, "etcd-client-url", "http://127.0.0.1:0", "where the embedded etcd listens (port 0: any free port)")
 	return cmd
@@ -204,13 +206,18 @@ func etcdCmd(dir func() string) *cobra.Command {
 }
 
 func controllerManagerCmd(dir func() string) *cobra.Command {
-	var kubeconfig string
+	var kubeconfig, lbPool string
 	var o controller.Options
 	cmd := &cobra.Command{
 		Use:   "controller-manager",
-		Short: "Run the cluster controllers (EndpointSlices, namespace deletion, garbage collection)",
+		Short: "Run the cluster controllers (EndpointSlices, workloads, scheduler, load balancer addresses, namespace deletion, garbage collection)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			pool, err := lbpool.Parse(lbPool)
+			if err != nil {
+				return fmt.Errorf("--load-balancer-pool: %w", err)
+			}
+			o.LoadBalancerPool = pool
 			startPprof()
 			if kubeconfig == "" {
 				kubeconfig = pki.In(dir()).Kubeconfig
@@ -226,6 +233,7 @@ func controllerManagerCmd(dir func() string) *cobra.Command {
 	cmd.Flags().BoolVar(&o.LeaderElect, "leader-elect", true, "compete for the kube-system/svcnet-controller-manager Lease, so several replicas can run")
 	cmd.Flags().Int32Var(&o.MaxEndpointsPerSlice, "max-endpoints-per-slice", 100, "most endpoints in one EndpointSlice")
 	cmd.Flags().IntVar(&o.Workers, "workers", 2, "concurrent syncs per controller")
+	cmd.Flags().StringVar(&lbPool, "load-balancer-pool", "", "addresses for LoadBalancer Services without a loadBalancerClass, e.g. 172.31.0.100-172.31.0.150 (empty: none are allocated)")
 	cmd.Flags().IntVar(&o.EndpointWorkers, "concurrent-endpoint-syncs", 5, "concurrent syncs of each endpoint controller (EndpointSlices, Endpoints, mirroring), as kube's flags of that name")
 	cmd.Flags().DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may miss heartbeats before it is marked unreachable")
 	return cmd

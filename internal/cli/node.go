@@ -20,6 +20,7 @@ import (
 
 	"github.com/svcnet/svcnet/internal/agent"
 	"github.com/svcnet/svcnet/internal/cluster"
+	"github.com/svcnet/svcnet/internal/lbpool"
 	"github.com/svcnet/svcnet/internal/netns"
 	"github.com/svcnet/svcnet/internal/pki"
 	"github.com/svcnet/svcnet/internal/podinit"
@@ -44,7 +45,7 @@ func restConfig(kubeconfig, socket string) (*rest.Config, error) {
 
 func agentCmd() *cobra.Command {
 	var c agent.Config
-	var kubeconfig, socket, nodeIP, podCIDR, clusterCIDR, serviceCIDR string
+	var kubeconfig, socket, nodeIP, podCIDR, clusterCIDR, serviceCIDR, lbPool string
 	var labels map[string]string
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -79,6 +80,11 @@ func agentCmd() *cobra.Command {
 			if err := errors.Join(errs...); err != nil {
 				return err
 			}
+			pool, err := lbpool.Parse(lbPool)
+			if err != nil {
+				return fmt.Errorf("--load-balancer-pool: %w", err)
+			}
+			c.LoadBalancerPool = pool
 			c.Labels = labels
 			cfg, err := restConfig(kubeconfig, socket)
 			if err != nil {
@@ -109,6 +115,7 @@ func agentCmd() *cobra.Command {
 	f.StringVar(&serviceCIDR, "service-cidr", "10.96.0.0/12", "the Service IP range")
 	f.BoolVar(&c.DNS, "dns", true, "serve cluster DNS on this node (on the --cluster-dns addresses, 169.254.20.10 and the node IP)")
 	f.StringSliceVar(&c.DNSUpstreams, "dns-upstream", nil, "resolvers for names outside the cluster (default: the node's /etc/resolv.conf)")
+	f.StringVar(&lbPool, "load-balancer-pool", "", "LoadBalancer addresses this node announces on the node network when elected (as MetalLB's layer 2 mode), e.g. 172.31.0.100-172.31.0.150; empty: none")
 	f.StringVar(&c.HostNetns, "host-netns", "", "network namespace (path) from which the DNS upstreams are reached (local clusters)")
 	return cmd
 }

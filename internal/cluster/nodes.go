@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/svcnet/svcnet/internal/lbpool"
 	"github.com/svcnet/svcnet/internal/localnet"
 	"github.com/svcnet/svcnet/internal/netns"
 	"github.com/svcnet/svcnet/internal/podinit"
@@ -148,6 +149,7 @@ func startNodes(ctx context.Context, c Config, server, kubeconfig string, restCf
 			"--node-name", nd.Name, "--node-ip", nd.IP.Addr().String(), "--pod-cidr", nd.PodCIDR.String(),
 			"--state-dir", NodeDir(c.DataDir, nd.Name), "--pod-netns-prefix", localnet.PodNetnsPrefix(plan.Prefix),
 			"--lease-duration", "10s", "--cluster-dns", dnsIP, "--dataplane", dataplane(c.Dataplane), "--service-cidr", serviceCIDR(c.ServiceCIDR),
+			"--load-balancer-pool", c.LoadBalancerPool,
 			// The nodes' namespaces have no route to the host's resolvers; the agents reach them
 			// through sockets made in this process's namespace.
 			"--host-netns", fmt.Sprintf("/proc/%d/ns/net", os.Getpid())}
@@ -368,4 +370,31 @@ func dataplane(s string) string {
 		return "nftables"
 	}
 	return s
+}
+
+// checkPoolOnNodeNetwork makes sure the load balancer addresses can be announced with ARP on the
+// node network: inside its subnet, and not the address of a node or of the outside client.
+func (c *Config) checkPoolOnNodeNetwork(pool lbpool.Pool) error {
+	if pool.Empty() {
+		return nil
+	}
+	s := c.netSettings()
+	plan, err := localnet.NewPlan(s)
+	if err != nil {
+		return nil // reported by Validate for --nodes
+	}
+	taken := map[netip.Addr]string{plan.Outside.IP.Addr(): "the outside client's"}
+	for _, n := range plan.Nodes {
+		taken[n.IP.Addr()] = n.Name + "'s"
+	}
+	var bad error
+	pool.First(func(a netip.Addr) bool {
+		if !s.NodeSubnet.Contains(a) {
+			bad = fmt.Errorf("%s is outside the node network %s, where nodes announce addresses with ARP", a, s.NodeSubnet)
+		} else if who, ok := taken[a]; ok {
+			bad = fmt.Errorf("%s is %s address", a, who)
+		}
+		return bad != nil
+	})
+	return bad
 }

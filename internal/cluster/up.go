@@ -19,6 +19,7 @@ import (
 	"github.com/svcnet/svcnet/internal/apiserver"
 	"github.com/svcnet/svcnet/internal/controller"
 	"github.com/svcnet/svcnet/internal/etcd"
+	"github.com/svcnet/svcnet/internal/lbpool"
 	"github.com/svcnet/svcnet/internal/localnet"
 	"github.com/svcnet/svcnet/internal/pki"
 )
@@ -37,7 +38,13 @@ type Config struct {
 	Dataplane string
 	// Name tells clusters on one machine apart: their namespaces are named svcnet-NAME-...
 	Name string
+	// LoadBalancerPool is where LoadBalancer Services get their addresses, announced by the
+	// nodes on the node network ("" gives none: such Services stay pending).
+	LoadBalancerPool string
 }
+
+// DefaultLoadBalancerPool is the pool of DESIGN.md's address plan, on the node network.
+const DefaultLoadBalancerPool = "172.31.0.100-172.31.0.150"
 
 // Prefix starts the name of every network namespace of the cluster.
 func (c *Config) Prefix() string {
@@ -87,6 +94,13 @@ func (c *Config) Validate() error {
 	if c.Nodes > 0 {
 		if _, err := localnet.NewPlan(c.netSettings()); err != nil {
 			errs = append(errs, fmt.Errorf("--nodes %d --name %q: %w", c.Nodes, c.Name, err))
+		}
+	}
+	if pool, err := lbpool.Parse(c.LoadBalancerPool); err != nil {
+		errs = append(errs, fmt.Errorf("--load-balancer-pool: %w", err))
+	} else if c.Nodes > 0 {
+		if err := c.checkPoolOnNodeNetwork(pool); err != nil {
+			errs = append(errs, fmt.Errorf("--load-balancer-pool %s: %w", c.LoadBalancerPool, err))
 		}
 	}
 	if c.APIPort < 1 || c.APIPort > 65535 {
@@ -156,13 +170,19 @@ func Up(ctx context.Context, c Config, out io.Writer) error {
 		return err
 	}
 	ctrlErr := make(chan error, 1)
+	// Without nodes nothing would announce the addresses: LoadBalancers stay pending, as in a
+	// cluster without a load balancer implementation.
+	var lbPool lbpool.Pool
+	if c.Nodes > 0 {
+		lbPool, _ = lbpool.Parse(c.LoadBalancerPool) // checked by Validate
+	}
 	// A stable identity lets a restarted `svcnet up` take its own lease back at once.
 	host, _ := os.Hostname()
 	go func() {
 		ctrlErr <- controller.Run(ctx, restCfg, controller.Options{LeaderElect: true, Identity: "svcnet-up_" + host,
 			// The local agents renew their 10 s leases every 2.5 s; a stopped agent's node shows
 			// NotReady within 20 s.
-			NodeMonitorGracePeriod: 20 * time.Second})
+			NodeMonitorGracePeriod: 20 * time.Second, LoadBalancerPool: lbPool})
 	}()
 
 	var nodes *localNodes
