@@ -142,22 +142,23 @@ func TestServiceProxy(t *testing.T) {
 	}
 	sawAll("externalIP", c.answers("--outside", "http://172.31.0.150/hostname", 24))
 
-	// A LoadBalancer whose ingress IP is set in status (by a load balancer, here by the test).
+	// A LoadBalancer of another implementation (a loadBalancerClass: svcnet's pool leaves it alone)
+	// whose ingress IP its load balancer, here the test, sets in status and routes to a node.
 	lb := c.service(t, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "lb"}, Spec: corev1.ServiceSpec{
-		Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "web"},
+		Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "web"}, LoadBalancerClass: ptr.To("example.com/external"),
 		Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}}})
-	lb.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "172.31.0.100"}}
+	lb.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "172.31.0.160"}}
 	if _, err := c.client.CoreV1().Services("default").UpdateStatus(ctx, lb, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := c.exec("--outside", "--", "ip", "route", "add", "172.31.0.100/32", "via", "172.31.0.13"); err != nil {
+	if out, err := c.exec("--outside", "--", "ip", "route", "add", "172.31.0.160/32", "via", "172.31.0.13"); err != nil {
 		t.Fatalf("route to the LB IP: %v %s", err, out)
 	}
 	poll(t, 10*time.Second, "the LoadBalancer IP answering", func() (bool, error) {
-		_, err := c.curl("--outside", "http://172.31.0.100/hostname")
+		_, err := c.curl("--outside", "http://172.31.0.160/hostname")
 		return err == nil, nil
 	})
-	sawAll("LoadBalancer ingress IP", c.answers("--outside", "http://172.31.0.100/hostname", 24))
+	sawAll("LoadBalancer ingress IP", c.answers("--outside", "http://172.31.0.160/hostname", 24))
 
 	// ClientIP affinity sticks to one pod.
 	sticky := c.service(t, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "sticky"}, Spec: corev1.ServiceSpec{
