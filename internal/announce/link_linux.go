@@ -56,33 +56,54 @@ func (a *Announcer) Sync(want []netip.Addr) error {
 		}
 		slog.Info("load balancer address withdrawn", "ip", ip)
 	}
+	var added []netip.Addr
 	for _, ip := range add {
 		if err := netlink.AddrReplace(link, addr32(ip)); err != nil {
 			errs = append(errs, fmt.Errorf("take %s: %w", ip, err))
 			continue
 		}
 		slog.Info("load balancer address announced", "ip", ip, "on", a.Uplink)
-		go a.garp(ip)
+		added = append(added, ip)
+	}
+	if len(added) > 0 {
+		a.announce(added)
 	}
 	return errors.Join(errs...)
 }
 
-// garp tells the node network that ip is now at this node's uplink, so clients and switches that
-// cached the previous owner's MAC move at once instead of after their cache times out.
-func (a *Announcer) garp(ip netip.Addr) {
+// announce tells the node network that ips are now at this node's uplink, so that clients and
+// switches that cached the previous owner's MAC move at once instead of after their cache times
+// out. The first round goes out before it returns; the repeats follow in the background. The socket
+// is opened here, in the caller's network namespace: a goroutine may run on a thread of another.
+func (a *Announcer) announce(ips []netip.Addr) {
+	s, err := openGARP(a.Uplink)
+	if err != nil {
+		slog.Warn("gratuitous ARP not sent", "ips", ips, "link", a.Uplink, "err", err)
+		return
+	}
 	n := a.GARPRepeats
 	if n == 0 {
 		n = 3
 	}
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			time.Sleep(time.Second)
-		}
-		if err := sendGARP(a.Uplink, ip); err != nil {
-			slog.Warn("gratuitous ARP failed", "ip", ip, "link", a.Uplink, "err", err)
-			return
+	round := func() {
+		for _, ip := range ips {
+			if err := s.send(ip); err != nil {
+				slog.Warn("gratuitous ARP failed", "ip", ip, "link", a.Uplink, "err", err)
+			}
 		}
 	}
+	round()
+	if n == 1 {
+		s.close()
+		return
+	}
+	go func() {
+		defer s.close()
+		for i := 1; i < n; i++ {
+			time.Sleep(time.Second)
+			round()
+		}
+	}()
 }
 
 func addr32(ip netip.Addr) *netlink.Addr {
@@ -167,21 +188,33 @@ func garpPacket(mac net.HardwareAddr, ip netip.Addr) []byte {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-func sendGARP(ifname string, ip netip.Addr) error {
+// garpSocket sends gratuitous ARP on one interface.
+type garpSocket struct {
+	fd  int
+	mac net.HardwareAddr
+	sa  *unix.SockaddrLinklayer
+}
+
+func openGARP(ifname string) (*garpSocket, error) {
 	link, err := netlink.LinkByName(ifname)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mac := link.Attrs().HardwareAddr
 	if len(mac) != 6 {
-		return fmt.Errorf("%s has no Ethernet address", ifname)
+		return nil, fmt.Errorf("%s has no Ethernet address", ifname)
 	}
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ARP)))
 	if err != nil {
-		return fmt.Errorf("packet socket: %w", err)
+		return nil, fmt.Errorf("packet socket: %w", err)
 	}
-	defer unix.Close(fd)
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: link.Attrs().Index, Halen: 6}
 	copy(sa.Addr[:], broadcastMAC)
-	return unix.Sendto(fd, garpPacket(mac, ip), 0, sa)
+	return &garpSocket{fd: fd, mac: mac, sa: sa}, nil
 }
+
+func (s *garpSocket) send(ip netip.Addr) error {
+	return unix.Sendto(s.fd, garpPacket(s.mac, ip), 0, s.sa)
+}
+
+func (s *garpSocket) close() { unix.Close(s.fd) }
