@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-func packed(b testing.TB, name string, qtype uint16) []byte {
+func packedQuery(b testing.TB, name string, qtype uint16) []byte {
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
 	p, err := m.Pack()
@@ -25,14 +25,16 @@ func packed(b testing.TB, name string, qtype uint16) []byte {
 	return p
 }
 
-// benchServePacket measures the packet path without sockets: parse, answer, pack.
+// benchServePacket measures the packet path without sockets: parse, answer, pack. Each goroutine reuses
+// one writer, as a socket's reader does.
 func benchServePacket(b *testing.B, s *Server, q []byte) {
 	b.ReportAllocs()
 	var n atomic.Int64
 	sink := func(p []byte) { n.Add(int64(len(p))) }
 	b.RunParallel(func(pb *testing.PB) {
+		w := new(writer)
 		for pb.Next() {
-			w := &writer{t: s.transport, sink: sink}
+			*w = writer{t: s.transport, sink: sink}
 			s.transport.servePacket(context.Background(), q, w)
 		}
 	})
@@ -41,9 +43,13 @@ func benchServePacket(b *testing.B, s *Server, q []byte) {
 	}
 }
 
+// BenchmarkServePacket answers each question from the packed cache ("packed") and by building the
+// response ("built", the cache disabled).
 func BenchmarkServePacket(b *testing.B) {
 	up := startUpstream(b, zoneAnswers)
-	s := newFixtureServer(b, Config{Listen: []string{"127.0.0.1:0"}, Upstreams: []string{up.addr}}, append(fixture(), bigService(10)...)...)
+	objs := append(fixture(), bigService(10)...)
+	packed := newFixtureServer(b, Config{Listen: []string{"127.0.0.1:0"}, Upstreams: []string{up.addr}}, objs...)
+	built := newFixtureServer(b, Config{Listen: []string{"127.0.0.1:0"}, Upstreams: []string{up.addr}, PackedCacheBytes: -1}, objs...)
 	for _, c := range []struct {
 		name  string
 		qname string
@@ -56,11 +62,28 @@ func BenchmarkServePacket(b *testing.B) {
 		{"PTR", "1.0.0.10.in-addr.arpa.", dns.TypePTR},
 		{"external-cached-A", "www.example.", dns.TypeA},
 	} {
-		q := packed(b, c.qname, c.qtype)
-		w := &writer{t: s.transport, sink: func([]byte) {}}
-		s.transport.servePacket(context.Background(), q, w) // fills the cache for the external name
-		b.Run(c.name, func(b *testing.B) { benchServePacket(b, s, q) })
+		q := packedQuery(b, c.qname, c.qtype)
+		for _, v := range []struct {
+			name string
+			s    *Server
+		}{{"packed", packed}, {"built", built}} {
+			w := &writer{t: v.s.transport, sink: func([]byte) {}}
+			v.s.transport.servePacket(context.Background(), q, w) // fills the caches
+			b.Run(c.name+"/"+v.name, func(b *testing.B) { benchServePacket(b, v.s, q) })
+		}
 	}
+	// The worst case of the packed cache: the index changes before every question, so each one is
+	// built and kept again.
+	q := packedQuery(b, "svc1.testns.svc.cluster.local.", dns.TypeA)
+	b.Run("ClusterIP-A/packed-index-churn", func(b *testing.B) {
+		b.ReportAllocs()
+		w := new(writer)
+		for i := 0; i < b.N; i++ {
+			packed.ix.gen.Add(1)
+			*w = writer{t: packed.transport, sink: func([]byte) {}}
+			packed.transport.servePacket(context.Background(), q, w)
+		}
+	})
 }
 
 // BenchmarkUDP is the whole round trip over loopback UDP, client included.
@@ -71,7 +94,7 @@ func BenchmarkUDP(b *testing.B) {
 		{"ClusterIP-A", "svc1.testns.svc.cluster.local."},
 		{"external-cached-A", "www.example."},
 	} {
-		q := packed(b, c.qname, dns.TypeA)
+		q := packedQuery(b, c.qname, dns.TypeA)
 		query(b, addr, c.qname, dns.TypeA)
 		b.Run(c.name, func(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {

@@ -97,15 +97,29 @@ func (s *cacheShard) drop(it *cacheItem) {
 	s.bytes -= it.size
 }
 
+// stamp dates an answer copied out of the cache: the cache took it at stored and keeps it ttl seconds;
+// the copy's TTLs are elapsed seconds lower than the upstream's. The packed cache counts the same TTLs down
+// from the same instant, so both caches give a question the same answer. ttl 0: the answer is not cached.
+type stamp struct {
+	stored       time.Time
+	ttl, elapsed uint32
+}
+
 // get returns a fresh copy of the cached answer with its TTLs counted down, or nil.
 func (c *answerCache) get(k cacheKey) *dns.Msg {
+	m, _ := c.getStamped(k)
+	return m
+}
+
+// getStamped is get, with the stamp of the answer.
+func (c *answerCache) getStamped(k cacheKey) (*dns.Msg, stamp) {
 	s := c.shard(k)
 	now := c.now()
 	s.mu.Lock()
 	it := s.items[k]
 	if it == nil {
 		s.mu.Unlock()
-		return nil
+		return nil, stamp{}
 	}
 	age := now.Sub(it.stored)
 	if age < 0 {
@@ -115,7 +129,7 @@ func (c *answerCache) get(k cacheKey) *dns.Msg {
 	if elapsed >= it.ttl {
 		s.drop(it)
 		s.mu.Unlock()
-		return nil
+		return nil, stamp{}
 	}
 	s.unlink(it)
 	s.pushFront(it)
@@ -126,7 +140,7 @@ func (c *answerCache) get(k cacheKey) *dns.Msg {
 	m.Answer = copyRRs(it.answer, elapsed)
 	m.Ns = copyRRs(it.ns, elapsed)
 	m.Extra = copyRRs(it.extra, elapsed)
-	return m
+	return m, stamp{stored: it.stored, ttl: it.ttl, elapsed: elapsed}
 }
 
 func copyRRs(rrs []dns.RR, elapsed uint32) []dns.RR {
@@ -170,11 +184,12 @@ func cacheTTL(m *dns.Msg) uint32 {
 	return 0 // SERVFAIL, REFUSED, ...: not cached
 }
 
-// put stores m (which the cache takes over) under k, unless it is not cacheable.
-func (c *answerCache) put(k cacheKey, m *dns.Msg) {
+// put stores m (which the cache takes over) under k, unless it is not cacheable, and returns its stamp
+// (ttl 0 when it was not stored).
+func (c *answerCache) put(k cacheKey, m *dns.Msg) stamp {
 	ttl := cacheTTL(m)
 	if ttl == 0 {
-		return
+		return stamp{}
 	}
 	it := &cacheItem{key: k, rcode: m.Rcode, answer: m.Answer, ns: m.Ns, stored: c.now(), ttl: ttl}
 	for _, rr := range m.Extra {
@@ -185,7 +200,7 @@ func (c *answerCache) put(k cacheKey, m *dns.Msg) {
 	it.size = itemOverhead + len(k.name) + m.Len()
 	s := c.shard(k)
 	if it.size > s.maxBytes/4 {
-		return // one huge answer must not flush the shard
+		return stamp{} // one huge answer must not flush the shard
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -198,6 +213,7 @@ func (c *answerCache) put(k cacheKey, m *dns.Msg) {
 	for (s.bytes > s.maxBytes || len(s.items) > s.maxItems) && s.lru.prev != &s.lru {
 		s.drop(s.lru.prev)
 	}
+	return stamp{stored: it.stored, ttl: ttl}
 }
 
 // len is the number of cached answers.

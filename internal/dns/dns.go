@@ -47,6 +47,10 @@ type Config struct {
 	// CacheEntries and CacheBytes bound the cache of upstream answers: 10000 entries and 32 MiB by default.
 	CacheEntries int
 	CacheBytes   int
+	// PackedCacheBytes bounds the cache of packed responses that answers repeated questions, from the
+	// zone and from the upstream cache, without building them again: 16 MiB by default; negative
+	// disables it.
+	PackedCacheBytes int
 	// Readers is the number of UDP sockets (SO_REUSEPORT) per listen address; GOMAXPROCS by default.
 	Readers int
 	// Logger defaults to slog.Default().
@@ -83,6 +87,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.CacheBytes == 0 {
 		c.CacheBytes = DefaultCacheBytes
+	}
+	if c.PackedCacheBytes == 0 {
+		c.PackedCacheBytes = DefaultPackedCacheBytes
 	}
 	if c.Readers == 0 {
 		c.Readers = min(runtime.GOMAXPROCS(0), 16)
@@ -151,6 +158,7 @@ type Server struct {
 	cache     *answerCache
 	metrics   *metrics
 	transport *transport
+	packed    *packedCache // nil when disabled
 	synced    atomic.Bool
 	addrs     []netip.AddrPort
 	search    []string
@@ -211,10 +219,25 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	r := &router{zone: zone, kube: s.kube, fwd: s.fwd}
 	if cfg.Autopath {
-		r.autopath = &autopath{zone: zone, search: s.search, ix: s.ix}
+		r.autopath = &autopath{zone: zone, zoneWire: wireName(zone), search: s.search, ix: s.ix}
 	}
 	s.transport = newTransport(r, s.metrics, s.log)
+	if cfg.PackedCacheBytes > 0 {
+		s.packed = newPackedCache(cfg.PackedCacheBytes, &s.ix.gen, cfg.now)
+		s.transport.packed = s.packed
+		if r.autopath != nil {
+			s.transport.bypass = r.autopath.claims
+		}
+	}
 	return s, nil
+}
+
+// PackedCacheStats returns the number of packed responses kept and the bytes they are charged.
+func (s *Server) PackedCacheStats() (entries, bytes int) {
+	if s.packed == nil {
+		return 0, 0
+	}
+	return s.packed.stats()
 }
 
 func readResolvConf() (resolvConf, error) {

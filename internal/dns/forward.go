@@ -76,13 +76,17 @@ func (f *forwarder) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	if f.probing.Load() > 0 && f.sawProbe(lname) {
 		return dns.RcodeServerFailure, nil // our own probe came back: answer at once, ending the loop
 	}
-	m, err := f.lookup(ctx, lname, q.Qtype, doBit(r), r.CheckingDisabled)
+	m, st, err := f.lookupStamped(ctx, lname, q.Qtype, doBit(r), r.CheckingDisabled)
 	if err != nil {
 		return dns.RcodeServerFailure, err
 	}
 	m.SetRcode(r, m.Rcode)
 	m.RecursionAvailable = true
 	fixCase(m, q.Name)
+	if h := hintOf(w); h != nil && st.ttl > 0 {
+		h.keep = true
+		h.upstream(st, 0, true, true)
+	}
 	if err := w.WriteMsg(m); err != nil {
 		return m.Rcode, err
 	}
@@ -105,8 +109,28 @@ func doBit(r *dns.Msg) bool {
 	return false
 }
 
+// stampKey is the context key under which a caller of lookup (kube, chasing a CNAME out of the zone)
+// leaves a *stamp for lookup to fill in.
+type stampKey struct{}
+
 // lookup returns the answer for (name, qtype) from the cache or upstream. The message is the caller's.
+// When ctx carries a *stamp (stampKey), lookup sets it to the answer's.
 func (f *forwarder) lookup(ctx context.Context, lname string, qtype uint16, do, cd bool) (*dns.Msg, error) {
+	m, st, err := f.lookupStamped(ctx, lname, qtype, do, cd)
+	if p, ok := ctx.Value(stampKey{}).(*stamp); ok {
+		*p = st
+	}
+	return m, err
+}
+
+// flightResult is what one shared upstream exchange hands every waiter.
+type flightResult struct {
+	m  *dns.Msg
+	st stamp
+}
+
+// lookupStamped is lookup, returning the answer's stamp (ttl 0 when the answer is not cached).
+func (f *forwarder) lookupStamped(ctx context.Context, lname string, qtype uint16, do, cd bool) (*dns.Msg, stamp, error) {
 	k := cacheKey{name: lname, qtype: qtype}
 	if do {
 		k.flags |= flagDO
@@ -114,16 +138,16 @@ func (f *forwarder) lookup(ctx context.Context, lname string, qtype uint16, do, 
 	if cd {
 		k.flags |= flagCD
 	}
-	if m := f.cache.get(k); m != nil {
+	if m, st := f.cache.getStamped(k); m != nil {
 		f.metrics.cacheHits.Inc()
-		return m, nil
+		return m, st, nil
 	}
 	if len(f.upstreams) == 0 {
 		f.metrics.cacheMisses.Inc()
-		return nil, errNoUpstream
+		return nil, stamp{}, errNoUpstream
 	}
 	if inline(ctx) {
-		return nil, errWouldBlock // counted as a miss when it runs again, off the reader
+		return nil, stamp{}, errWouldBlock // counted as a miss when it runs again, off the reader
 	}
 	f.metrics.cacheMisses.Inc()
 	ch := f.flight.DoChan(lname+"/"+strconv.Itoa(int(qtype))+"/"+strconv.Itoa(int(k.flags)), func() (any, error) {
@@ -131,18 +155,18 @@ func (f *forwarder) lookup(ctx context.Context, lname string, qtype uint16, do, 
 		if err != nil {
 			return nil, err
 		}
-		f.cache.put(k, m)
-		return m, nil
+		return flightResult{m: m, st: f.cache.put(k, m)}, nil
 	})
 	select {
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, stamp{}, ctx.Err()
 	case res := <-ch:
 		if res.Err != nil {
-			return nil, res.Err
+			return nil, stamp{}, res.Err
 		}
 		// Shared by every waiter and owned by the cache now: each caller gets its own copy.
-		m := res.Val.(*dns.Msg)
+		fr := res.Val.(flightResult)
+		m := fr.m
 		out := new(dns.Msg)
 		out.Rcode = m.Rcode
 		out.Answer = copyRRs(m.Answer, 0)
@@ -152,7 +176,7 @@ func (f *forwarder) lookup(ctx context.Context, lname string, qtype uint16, do, 
 				out.Extra = append(out.Extra, dns.Copy(rr))
 			}
 		}
-		return out, nil
+		return out, fr.st, nil
 	}
 }
 

@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/netip"
@@ -54,11 +55,20 @@ func (h *router) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (i
 			if !h.kube.synced() {
 				return dns.RcodeServerFailure, nil
 			}
+			// Whether the question is answered here or forwarded depends on the index.
+			gen := h.kube.ix.gen.Load()
+			hint := hintOf(w)
+			if hint != nil {
+				hint.indexed(gen)
+			}
 			if res, ok := h.kube.ptr(q.Name, ip); ok {
 				m := new(dns.Msg)
 				m.SetReply(r)
 				m.Authoritative, m.RecursionAvailable = true, true
 				m.Answer = res.answer
+				if hint != nil {
+					hint.keep = true
+				}
 				return dns.RcodeSuccess, w.WriteMsg(m)
 			}
 		}
@@ -72,9 +82,10 @@ func (h *router) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (i
 // node's search domains and example.com. itself, and answers with the first that is not NXDOMAIN,
 // behind a CNAME from the name asked. The pod is recognised by its source IP.
 type autopath struct {
-	zone   string
-	search []string // the node's search domains (lower case, fully qualified)
-	ix     *index
+	zone     string
+	zoneWire []byte   // zone in wire format
+	search   []string // the node's search domains (lower case, fully qualified)
+	ix       *index
 }
 
 type peerer interface{ Peer() netip.AddrPort }
@@ -140,6 +151,33 @@ func cnamer(m *dns.Msg, orig string) {
 		m.Answer = append([]dns.RR{cname}, m.Answer...)
 		return
 	}
+}
+
+// claims reports whether the question for name (lower case, wire format) from peer is the first
+// search-path expansion of a pod, which serve answers for that pod alone. It may claim a name that is
+// not one (a suffix match that does not start at a label): such a name only misses the packed cache.
+func (a *autopath) claims(peer netip.AddrPort, name []byte) bool {
+	ns := a.podNamespace(peer.Addr().Unmap())
+	if ns == "" || len(ns) > 63 {
+		return false
+	}
+	var buf [maxKeyLen]byte
+	suffix := append(buf[:0], byte(len(ns)))
+	suffix = append(suffix, ns...)
+	suffix = append(suffix, "\x03svc"...)
+	suffix = append(suffix, a.zoneWire...)
+	return len(name) > len(suffix) && bytes.HasSuffix(name, suffix)
+}
+
+// wireName is a fully qualified name without escapes in wire format, uncompressed.
+func wireName(name string) []byte {
+	var b []byte
+	for _, l := range strings.Split(strings.TrimSuffix(name, "."), ".") {
+		if l != "" {
+			b = append(append(b, byte(len(l))), l...)
+		}
+	}
+	return append(b, 0)
 }
 
 func (a *autopath) podNamespace(ip netip.Addr) string {

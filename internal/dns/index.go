@@ -22,7 +22,11 @@ type index struct {
 
 	counts [4]atomic.Int64 // services, slices, pods, namespaces
 	serial atomic.Uint32   // the SOA serial: unix time of the last change
-	now    func() time.Time
+	// gen counts changes; packed answers built from the index are valid while it stays the same.
+	// Every change bumps it, whatever names it touches: negative answers carry the SOA serial, which
+	// any change may move.
+	gen atomic.Uint64
+	now func() time.Time
 }
 
 // nsEntry is everything in one namespace.
@@ -65,7 +69,11 @@ func newIndex(now func() time.Time, indexPods bool) *index {
 	return ix
 }
 
-func (ix *index) touch() { ix.serial.Store(uint32(ix.now().Unix())) }
+// touch records a change. Writers call it under the write lock, after the change.
+func (ix *index) touch() {
+	ix.serial.Store(uint32(ix.now().Unix()))
+	ix.gen.Add(1)
+}
 
 // ns returns the entry of namespace name, creating it when create is set. Callers hold the write lock.
 func (ix *index) ns(name string, create bool) *nsEntry {

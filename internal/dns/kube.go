@@ -61,7 +61,9 @@ func (k *kube) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (
 		return dns.RcodeServerFailure, nil
 	}
 	q := r.Question[0]
-	res, err := k.resolve(ctx, q.Name, strings.ToLower(q.Name), q.Qtype, doBit(r))
+	// Read before the index: an answer kept under an older generation is only ever thrown away.
+	gen := k.ix.gen.Load()
+	res, up, err := k.resolve(ctx, q.Name, strings.ToLower(q.Name), q.Qtype, doBit(r))
 	if err != nil {
 		return dns.RcodeServerFailure, err // only errWouldBlock: nothing written, the query runs again
 	}
@@ -70,17 +72,37 @@ func (k *kube) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (
 	m.Authoritative = true
 	m.RecursionAvailable = true
 	m.Answer, m.Ns, m.Extra = res.answer, res.ns, res.extra
+	if h := hintOf(w); h != nil {
+		h.indexed(gen)
+		switch {
+		case !up.asked:
+			h.keep = true
+		case up.st.ttl > 0:
+			h.keep = true
+			h.upstream(up.st, up.from, up.ns, false)
+		}
+	}
 	if err := w.WriteMsg(m); err != nil {
 		return res.rcode, err
 	}
 	return res.rcode, nil
 }
 
+// upstreamPart says which records of a zone answer come from the forwarder, when a CNAME was chased out
+// of the zone: the answer records from index `from` on, and the authority records when ns is set.
+type upstreamPart struct {
+	asked bool  // the forwarder was asked
+	st    stamp // the stamp of its answer; ttl 0 when it was not cached
+	from  int
+	ns    bool
+}
+
 // resolve looks lname up and follows CNAMEs: inside the zone from the index, outside it upstream.
-func (k *kube) resolve(ctx context.Context, qname, lname string, qtype uint16, do bool) (result, error) {
+func (k *kube) resolve(ctx context.Context, qname, lname string, qtype uint16, do bool) (result, upstreamPart, error) {
+	var up upstreamPart
 	res := k.lookup(qname, lname, qtype)
 	if res.target == "" {
-		return res, nil
+		return res, up, nil
 	}
 	seen := map[string]bool{lname: true}
 	for hops := 0; res.target != "" && hops < maxCNAMEChain; hops++ {
@@ -100,20 +122,26 @@ func (k *kube) resolve(ctx context.Context, qname, lname string, qtype uint16, d
 		if k.external == nil {
 			break
 		}
-		m, err := k.external(ctx, target, qtype, do)
+		up.asked = true
+		st := new(stamp)
+		m, err := k.external(context.WithValue(ctx, stampKey{}, st), target, qtype, do)
 		if errors.Is(err, errWouldBlock) {
-			return result{}, err
+			return result{}, up, err
 		}
 		if err != nil || m == nil {
-			// The CNAME stays: the client can resolve the target itself.
+			// The CNAME stays: the client can resolve the target itself. Not kept (st.ttl is 0):
+			// the next question may find the upstream answering.
 			break
 		}
+		up.st = *st
+		up.from = len(res.answer)
 		res.answer = append(res.answer, m.Answer...)
 		if m.Rcode == dns.RcodeNameError || (m.Rcode == dns.RcodeSuccess && len(m.Answer) == 0) {
 			res.rcode, res.ns = m.Rcode, m.Ns
+			up.ns = true
 		}
 	}
-	return res, nil
+	return res, up, nil
 }
 
 // lookup answers one name from the index, without following CNAMEs.

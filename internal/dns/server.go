@@ -67,6 +67,10 @@ type transport struct {
 	handler Handler
 	metrics *metrics
 	log     *slog.Logger
+	packed  *packedCache // nil: disabled
+	// bypass, when set, reports whether the packed cache must leave a client's question to the handler:
+	// autopath answers a pod's search-path expansions for that pod alone.
+	bypass func(peer netip.AddrPort, name []byte) bool
 
 	mu     sync.Mutex
 	closed bool
@@ -253,6 +257,8 @@ func (t *transport) serveUDPBatch(ctx context.Context, conn *net.UDPConn) {
 		out.bufs[i] = make([]byte, 0, 512)
 	}
 	inlineCtx := context.WithValue(ctx, inlineKey{}, true)
+	// One writer for the reader: nothing keeps an inline query's writer once servePacket returns.
+	w := new(writer)
 	for {
 		n, err := bc.ReadBatch(in, 0)
 		if err != nil {
@@ -269,7 +275,7 @@ func (t *transport) serveUDPBatch(ctx context.Context, conn *net.UDPConn) {
 				continue
 			}
 			pkt := m.Buffers[0][:m.N]
-			w := &writer{udp: conn, peer: ua.AddrPort(), addr: m.Addr, out: out, t: t}
+			*w = writer{udp: conn, peer: ua.AddrPort(), addr: m.Addr, out: out, t: t}
 			t.servePacket(inlineCtx, pkt, w)
 			if w.deferred {
 				w2 := &writer{udp: conn, peer: w.peer, t: t}
@@ -402,6 +408,13 @@ func (t *transport) servePacket(ctx context.Context, raw []byte, w *writer) {
 		t.writeHeader(w, id, flags, dns.RcodeFormatError)
 		return
 	}
+	if t.packed != nil && parseWireQuery(raw, &w.wq) && (t.bypass == nil || !t.bypass(w.peer, w.wq.name())) {
+		w.qtype = w.wq.qtype
+		if e := t.packed.get(&w.wq); e != nil && t.serveKept(w, raw, e) {
+			return
+		}
+		w.raw, w.fill = raw, true // the handler's response may be kept
+	}
 	req := new(dns.Msg)
 	if err := req.Unpack(raw); err != nil || len(req.Question) != 1 {
 		t.writeHeader(w, id, flags, dns.RcodeFormatError)
@@ -442,6 +455,33 @@ func (t *transport) servePacket(ctx context.Context, raw []byte, w *writer) {
 	}
 }
 
+// serveKept answers from a packed cache entry, unless it is stale or larger than the client takes.
+func (t *transport) serveKept(w *writer, raw []byte, e *packedEntry) bool {
+	limit := w.wq.size
+	if w.tcp != nil {
+		limit = dns.MaxMsgSize
+	}
+	if len(e.resp) > limit {
+		return false
+	}
+	elapsed, ok := t.packed.fresh(e)
+	if !ok {
+		return false
+	}
+	bp := packBufs.Get().(*[]byte)
+	b := e.serve(*bp, raw, &w.wq, elapsed)
+	w.written, w.rcode = true, e.rcode
+	if e.up {
+		t.metrics.cacheHits.Inc()
+	}
+	w.Write(b)
+	if cap(b) <= 2*maxUDPSize {
+		*bp = b[:0]
+	}
+	packBufs.Put(bp)
+	return true
+}
+
 // writeHeader answers with a bare header: for queries that could not be parsed, so the answer is never
 // larger than the question.
 func (t *transport) writeHeader(w *writer, id, flags uint16, rcode int) {
@@ -477,6 +517,13 @@ type writer struct {
 
 	deferred bool // the handler would have waited: the query moves to a goroutine
 
+	// The packed cache: the query as its fast path read it, and whether the response may be kept
+	// (the handler says so through hint).
+	wq   wireQuery
+	raw  []byte
+	fill bool
+	hint cacheHint
+
 	req     *dns.Msg
 	qtype   uint16
 	size    int // the largest UDP response the client takes
@@ -510,6 +557,14 @@ func (w *writer) RemoteAddr() net.Addr {
 // Peer is the client's address.
 func (w *writer) Peer() netip.AddrPort { return w.peer }
 
+// cacheHint implements hinter: nil unless the response may be kept.
+func (w *writer) cacheHint() *cacheHint {
+	if !w.fill {
+		return nil
+	}
+	return &w.hint
+}
+
 // WriteMsg implements dns.ResponseWriter. Only the first response is sent.
 func (w *writer) WriteMsg(m *dns.Msg) error {
 	if w.written {
@@ -540,8 +595,10 @@ func (w *writer) WriteMsg(m *dns.Msg) error {
 		m.Rcode = dns.RcodeServerFailure // an extended rcode needs EDNS0
 		w.rcode = m.Rcode
 	}
-	// Name compression costs more than it saves on small answers; it is used when the answer is large.
-	m.Compress = m.Len() > dns.MinMsgSize
+	// A response that may be kept is compressed: answer records owned by the question's name then point
+	// to it and take the spelling of the question the response is patched with. Otherwise compression
+	// costs more than it saves on small answers; it is used when the answer is large.
+	m.Compress = w.fill || m.Len() > dns.MinMsgSize
 	bp := packBufs.Get().(*[]byte)
 	defer packBufs.Put(bp)
 	out, err := m.PackBuffer((*bp)[:0])
@@ -558,6 +615,8 @@ func (w *writer) WriteMsg(m *dns.Msg) error {
 			return fmt.Errorf("pack truncated response: %w", err)
 		}
 		w.t.metrics.truncated.Inc()
+	} else if w.fill {
+		w.t.packed.keep(&w.wq, w.raw, &w.hint, m, out)
 	}
 	if cap(out) <= 2*maxUDPSize {
 		*bp = out[:0] // keep a buffer that grew, within reason

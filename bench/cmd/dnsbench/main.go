@@ -23,6 +23,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"math/rand"
 	"net"
@@ -183,9 +184,17 @@ func run(o options) error {
 			continue
 		}
 		log.Printf("load: %s, %d clients, %v ...", ph.name, o.clients, o.duration)
+		mem0, err := childMem(stdin, lines)
+		if err != nil {
+			return err
+		}
 		cpu0, _ := cpuSeconds(pid)
 		res := load(rd.Addr, ph.names, ph.rcode, o.clients, o.duration)
 		cpu1, _ := cpuSeconds(pid)
+		mem1, err := childMem(stdin, lines)
+		if err != nil {
+			return err
+		}
 		qps := float64(res.ok) / res.elapsed.Seconds()
 		perCore := float64(res.ok) / (cpu1 - cpu0)
 		p50, p99, pmax := pct(res.lat, 0.50), pct(res.lat, 0.99), pct(res.lat, 1)
@@ -203,11 +212,26 @@ func run(o options) error {
 			row{ph.name + ": queries/s per core", fmt.Sprintf("%.0f (%.0f q/s on %.2f cores)", perCore, qps, (cpu1-cpu0)/res.elapsed.Seconds()), target, verdict(ok)},
 			row{ph.name + ": latency p50 / p99 / max", fmt.Sprintf("%s / %s / %s", fmtDur(p50), fmtDur(p99), fmtDur(pmax)), "p99 < 1ms", verdict(p99 < time.Millisecond)},
 		)
+		if answered := res.ok + res.bad; answered > 0 {
+			rows = append(rows, row{ph.name + ": server heap allocated per query / GC cycles",
+				fmt.Sprintf("%.0f B / %d", float64(mem1.TotalAlloc-mem0.TotalAlloc)/float64(answered), mem1.NumGC-mem0.NumGC), "-", ""})
+		}
 		if res.bad > 0 || res.lost > 0 {
 			rows = append(rows, row{ph.name + ": wrong rcode / lost", fmt.Sprintf("%d / %d of %d", res.bad, res.lost, res.ok+res.bad+res.lost), "0", verdict(false)})
 		}
 	}
 	_ = externalPerCore
+
+	fmt.Fprintln(stdin, "stats")
+	if !lines.Scan() {
+		return errors.New("the server child exited after the load phases")
+	}
+	var st cacheStats
+	if err := json.Unmarshal(lines.Bytes(), &st); err != nil {
+		return err
+	}
+	rows = append(rows, row{"packed answer cache after the load phases / live heap growth since the sync",
+		fmt.Sprintf("%d answers, %.1f MB / %.1f MB", st.PackedEntries, float64(st.PackedBytes)/1e6, (float64(st.HeapAfterLoad)-float64(rd.HeapAfter))/1e6), "-", ""})
 
 	if o.changes > 0 {
 		log.Printf("timing %d service creations and deletions ...", o.changes)
@@ -241,6 +265,16 @@ func run(o options) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.figure, r.measured, r.target, r.result)
 	}
 	return tw.Flush()
+}
+
+// childMem asks the server child for its allocation counters.
+func childMem(stdin io.Writer, lines *bufio.Scanner) (memStats, error) {
+	var m memStats
+	fmt.Fprintln(stdin, "mem")
+	if !lines.Scan() {
+		return m, errors.New("the server child exited during the load phases")
+	}
+	return m, json.Unmarshal(lines.Bytes(), &m)
 }
 
 func verdict(ok bool) string {

@@ -40,6 +40,20 @@ type ready struct {
 	RSSPeak        uint64  `json:"rssPeak"`
 }
 
+// cacheStats is the answer to a "stats" command: the packed answer cache and the live heap after the
+// load phases.
+type cacheStats struct {
+	PackedEntries int    `json:"packedEntries"`
+	PackedBytes   int    `json:"packedBytes"`
+	HeapAfterLoad uint64 `json:"heapAfterLoad"`
+}
+
+// memStats is the answer to a "mem" command, which the parent sends before and after each load phase.
+type memStats struct {
+	NumGC      uint32 `json:"numGC"`
+	TotalAlloc uint64 `json:"totalAlloc"`
+}
+
 // changes is the answer to a "changes N" command.
 type changes struct {
 	Add    []float64 `json:"add"`    // seconds from the watch event to the first answer with the service
@@ -121,6 +135,20 @@ func serveMain(o options) error {
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		f := strings.Fields(in.Text())
+		if len(f) == 1 && f[0] == "mem" {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			out.Encode(memStats{NumGC: ms.NumGC, TotalAlloc: ms.TotalAlloc})
+		}
+		if len(f) == 1 && f[0] == "stats" {
+			var st cacheStats
+			st.PackedEntries, st.PackedBytes = s.PackedCacheStats()
+			var ms runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			st.HeapAfterLoad = ms.HeapAlloc
+			out.Encode(st)
+		}
 		if len(f) == 2 && f[0] == "changes" {
 			n, _ := strconv.Atoi(f[1])
 			out.Encode(measureChanges(api, r.Addr, n))
