@@ -6,6 +6,8 @@
 #   sudo bench/proxy.sh                          # 10,000 Services / 100,000 endpoints: about 30 seconds
 #   sudo bench/proxy.sh -services 1000 -changes 100
 #   sudo bench/proxy.sh -backend nft             # the same through the nft tool, for comparison
+#   sudo bench/proxy.sh -fake managed            # the fake API with field management on every write
+#   sudo bench/proxy.sh -cpuprofile /tmp/cold.prof -memprofile /tmp/cold.mem   # profiles of the cold start
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then

@@ -20,9 +20,9 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
+	"github.com/svcnet/svcnet/internal/netnstest"
 	"github.com/svcnet/svcnet/internal/proxy/conntrack"
 	"github.com/svcnet/svcnet/internal/proxy/healthcheck"
-	"github.com/svcnet/svcnet/internal/proxy/internal/netnstest"
 	"github.com/svcnet/svcnet/internal/proxy/nft"
 )
 

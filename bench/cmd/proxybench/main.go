@@ -3,7 +3,8 @@
 // it refuses the host's namespace.
 //
 //  1. cold start: -services Services with -endpoints endpoints each (every tenth a NodePort), served
-//     from an in-memory fake API: from proxy.Run to the first sync being in the kernel;
+//     from an in-memory fake API (-fake): from proxy.Run to the first sync being in the kernel, with
+//     the process's CPU time and page faults meanwhile;
 //  2. one endpoint change: -changes EndpointSlice updates, one at a time, each removing (or putting
 //     back) one endpoint of a random Service and stamping endpoints.kubernetes.io/last-change-trigger-
 //     time just before the update: from that time to the end of the sync that applied it (the
@@ -15,6 +16,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -29,6 +31,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -44,10 +47,10 @@ import (
 
 type options struct {
 	services, endpoints, changes int
-	backend, table               string
+	backend, table, fakeAPI      string
 	gap, timeout                 time.Duration
 	allowHost                    bool
-	cpuProfile                   string
+	cpuProfile, memProfile       string
 }
 
 func main() {
@@ -57,10 +60,12 @@ func main() {
 	flag.IntVar(&o.changes, "changes", 300, "single endpoint changes to time")
 	flag.DurationVar(&o.gap, "gap", 30*time.Millisecond, "pause between two changes (more than the proxy's 10ms minimum sync period, so each is synced alone)")
 	flag.StringVar(&o.backend, "backend", "netlink", "netlink or nft (the nft tool through knftables)")
+	flag.StringVar(&o.fakeAPI, "fake", "simple", "the in-process API: simple (client-go's NewSimpleClientset) or managed (NewClientset, which runs server-side field management on every write: about 1 MB of garbage and several ms per update, in this process)")
 	flag.StringVar(&o.table, "table", "svcnet-bench", "nftables table to use (deleted at the end)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "limit for the whole run")
 	flag.BoolVar(&o.allowHost, "allow-host-netns", false, "run even in the host's network namespace (not recommended)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the cold start to this file")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to this file right after the cold start (alloc_space: what was allocated, sampled finely from the proxy's start; inuse_space: what stays)")
 	flag.Parse()
 	log.SetFlags(log.Lmicroseconds)
 	log.SetPrefix("proxybench: ")
@@ -90,8 +95,16 @@ func run(o options) error {
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 
-	log.Printf("building %d Services with %d endpoints each in a fake API ...", o.services, o.endpoints)
-	client := fake.NewClientset()
+	log.Printf("building %d Services with %d endpoints each in a fake API (%s) ...", o.services, o.endpoints, o.fakeAPI)
+	var client *fake.Clientset
+	switch o.fakeAPI {
+	case "simple":
+		client = fake.NewSimpleClientset() //nolint:staticcheck // deprecated for apply support, which the proxy does not use
+	case "managed":
+		client = fake.NewClientset()
+	default:
+		return fmt.Errorf("-fake %q: want simple or managed", o.fakeAPI)
+	}
 	slicesByName := make([]*discoveryv1.EndpointSlice, o.services)
 	for i := range o.services {
 		svc, sl := objects(i, o.endpoints)
@@ -131,6 +144,10 @@ func run(o options) error {
 		},
 	}
 	log.Printf("starting the proxy (backend %s, table %s) ...", o.backend, o.table)
+	if o.memProfile != "" {
+		// Every allocation of the cold start is sampled, not one per 512 KiB.
+		goruntime.MemProfileRate = 4096
+	}
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {
@@ -142,6 +159,7 @@ func run(o options) error {
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	usageBefore := rusage()
 	start := time.Now()
 	go func() { done <- proxy.Run(runCtx, client, cfg) }()
 	defer func() {
@@ -161,11 +179,18 @@ func run(o options) error {
 		return ctx.Err()
 	}
 	coldTotal := cold.Done.Sub(start)
+	coldUsage := rusage().minus(usageBefore)
 	if o.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
 	log.Printf("cold start: %v to the first sync in the kernel (the sync itself %v, %d operations)", coldTotal, cold.Duration, cold.Operations)
 	rssCold, hwmCold := memStatus()
+	if o.memProfile != "" {
+		if err := writeHeapProfile(o.memProfile); err != nil {
+			return err
+		}
+		goruntime.MemProfileRate = 512 << 10
+	}
 	if cold.Elements < o.services*o.endpoints {
 		return fmt.Errorf("the first sync holds %d elements, fewer than the %d endpoints: it did not see every object", cold.Elements, o.services*o.endpoints)
 	}
@@ -247,6 +272,8 @@ func run(o options) error {
 	row(fmt.Sprintf("cold start, %d Services / %d endpoints: Run -> first sync in the kernel", o.services, o.services*o.endpoints),
 		coldTotal.Round(time.Millisecond).String(), "< 2s", b(coldTotal < 2*time.Second))
 	row("  the full sync itself (build, diff, encode, kernel)", cold.Duration.Round(time.Millisecond).String(), "-", nil)
+	row("  CPU time of the process meanwhile: user / system; page faults (minor)",
+		fmt.Sprintf("%v / %v; %d", coldUsage.user.Round(time.Millisecond), coldUsage.sys.Round(time.Millisecond), coldUsage.minflt), "-", nil)
 	row("  table after it: chains / rules / elements; operations", fmt.Sprintf("%d / %d / %d; %d", cold.Chains, cold.Rules, cold.Elements, cold.Operations), "-", nil)
 	if len(lat) > 0 {
 		p99 := pct(lat, 99)
@@ -254,6 +281,7 @@ func run(o options) error {
 			fmt.Sprintf("%v / %v / %v", pct(lat, 50).Round(10*time.Microsecond), p99.Round(10*time.Microsecond), slices.Max(lat).Round(10*time.Microsecond)),
 			"p99 < 50ms", b(p99 < 50*time.Millisecond))
 		row("  the sync alone, p50 / p99", fmt.Sprintf("%v / %v", pct(syncDur, 50).Round(10*time.Microsecond), pct(syncDur, 99).Round(10*time.Microsecond)), "-", nil)
+		row("  the slowest changes (number in the sequence: latency, the sync alone)", slowest(lat, syncDur, 4), "-", nil)
 		slices.Sort(ops)
 		row("  kernel operations per change, min / median / max", fmt.Sprintf("%d / %d / %d", ops[0], ops[len(ops)/2], ops[len(ops)-1]), "a handful", nil)
 	}
@@ -264,6 +292,35 @@ func run(o options) error {
 	row("  the proxy's part (informer caches, model, table state)", fmt.Sprintf("%d MB", proxyHeap>>20), "< 256 MB", b(proxyHeap < 256<<20))
 	tw.Flush()
 	return nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// The profile shows allocations as of the last completed GC.
+	goruntime.GC()
+	return pprof.Lookup("allocs").WriteTo(f, 0)
+}
+
+// usage is the CPU time and page faults of this process so far.
+type usage struct {
+	user, sys time.Duration
+	minflt    int64
+}
+
+func rusage() usage {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return usage{}
+	}
+	return usage{user: time.Duration(ru.Utime.Nano()), sys: time.Duration(ru.Stime.Nano()), minflt: ru.Minflt}
+}
+
+func (u usage) minus(o usage) usage {
+	return usage{user: u.user - o.user, sys: u.sys - o.sys, minflt: u.minflt - o.minflt}
 }
 
 func runCmd(name string, args ...string) (string, error) {
@@ -299,6 +356,21 @@ func objects(i, endpoints int) (*corev1.Service, *discoveryv1.EndpointSlice) {
 		})
 	}
 	return svc, sl
+}
+
+// slowest lists the n largest latencies with their position in the sequence: whether the tail is
+// the first changes after the cold start or spread over the run.
+func slowest(lat, syncDur []time.Duration, n int) string {
+	idx := make([]int, len(lat))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(lat[b], lat[a]) })
+	var parts []string
+	for _, i := range idx[:min(n, len(idx))] {
+		parts = append(parts, fmt.Sprintf("#%d: %v, %v", i+1, lat[i].Round(100*time.Microsecond), syncDur[i].Round(100*time.Microsecond)))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func pct(d []time.Duration, p int) time.Duration {

@@ -223,16 +223,37 @@ func comparePrefix(a, b netip.Prefix) int {
 	return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
 }
 
-// Endpoint is one backend address of a Service port.
+// Endpoint is one backend address of a Service port. The proxy holds one for every endpoint of
+// the cluster (100,000 and more): the fields are ordered to pack it into 56 bytes.
 type Endpoint struct {
 	IP       netip.Addr
-	Port     uint16
 	NodeName string
+	// Hints are the topology hints; nil when the endpoint has none (most have none).
+	Hints *Hints
+	Port  uint16
 	// Conditions as in the EndpointSlice, with kube's defaults for unset ones.
 	Ready, Serving, Terminating bool
-	// ZoneHints and NodeHints are the topology hints (sorted).
-	ZoneHints []string
-	NodeHints []string
+}
+
+// Hints are an endpoint's topology hints: the zones and nodes it is meant for (sorted).
+type Hints struct {
+	Zones, Nodes []string
+}
+
+// ZoneHints are the zones the endpoint is hinted for.
+func (e Endpoint) ZoneHints() []string {
+	if e.Hints == nil {
+		return nil
+	}
+	return e.Hints.Zones
+}
+
+// NodeHints are the nodes the endpoint is hinted for.
+func (e Endpoint) NodeHints() []string {
+	if e.Hints == nil {
+		return nil
+	}
+	return e.Hints.Nodes
 }
 
 // String is "ip:port".
@@ -249,16 +270,18 @@ func (e Endpoint) Compare(o Endpoint) int {
 // Equal compares every field.
 func (e Endpoint) Equal(o Endpoint) bool {
 	return e.IP == o.IP && e.Port == o.Port && e.NodeName == o.NodeName && e.Ready == o.Ready &&
-		e.Serving == o.Serving && e.Terminating == o.Terminating && slices.Equal(e.ZoneHints, o.ZoneHints) &&
-		slices.Equal(e.NodeHints, o.NodeHints)
+		e.Serving == o.Serving && e.Terminating == o.Terminating && slices.Equal(e.ZoneHints(), o.ZoneHints()) &&
+		slices.Equal(e.NodeHints(), o.NodeHints())
 }
 
 // Slice is the slim form of one EndpointSlice.
 type Slice struct {
-	Service   types.NamespacedName
-	Name      string
-	Ports     []SlicePort
-	Endpoints []Endpoint // Port unset; one entry per endpoint (its first address)
+	Service types.NamespacedName
+	Name    string
+	Ports   []SlicePort
+	// Endpoints has one entry per endpoint (its first address), with Port set to the slice's port
+	// when it has exactly one (MergeSlices then shares the array), unset otherwise.
+	Endpoints []Endpoint
 	// TriggerTime is the endpoints.kubernetes.io/last-change-trigger-time annotation (zero if absent).
 	TriggerTime time.Time
 }
@@ -322,15 +345,20 @@ func FromEndpointSlice(s *discoveryv1.EndpointSlice) *Slice {
 		if e.NodeName != nil {
 			ep.NodeName = *e.NodeName
 		}
-		if e.Hints != nil {
+		if len(out.Ports) == 1 {
+			ep.Port = out.Ports[0].Port
+		}
+		if e.Hints != nil && (len(e.Hints.ForZones) > 0 || len(e.Hints.ForNodes) > 0) {
+			h := &Hints{}
 			for _, z := range e.Hints.ForZones {
-				ep.ZoneHints = append(ep.ZoneHints, z.Name)
+				h.Zones = append(h.Zones, z.Name)
 			}
 			for _, n := range e.Hints.ForNodes {
-				ep.NodeHints = append(ep.NodeHints, n.Name)
+				h.Nodes = append(h.Nodes, n.Name)
 			}
-			slices.Sort(ep.ZoneHints)
-			slices.Sort(ep.NodeHints)
+			slices.Sort(h.Zones)
+			slices.Sort(h.Nodes)
+			ep.Hints = h
 		}
 		out.Endpoints = append(out.Endpoints, ep)
 	}
@@ -380,17 +408,38 @@ func mergeOne(svc types.NamespacedName, s *Slice) map[ServicePortName][]Endpoint
 	out := make(map[ServicePortName][]Endpoint, len(s.Ports))
 	for _, p := range s.Ports {
 		name := ServicePortName{Namespace: svc.Namespace, Name: svc.Name, Port: p.Name, Protocol: p.Protocol}
+		if len(s.Ports) == 1 && out[name] == nil && strictlySorted(s.Endpoints) {
+			// The usual slice: one port (already set on its endpoints), each endpoint once and in
+			// order. Endpoint slices are never modified in place: the array is shared.
+			out[name] = slices.Clip(s.Endpoints)
+			continue
+		}
 		eps := make([]Endpoint, 0, len(s.Endpoints)+len(out[name]))
 		eps = append(eps, out[name]...)
 		for _, e := range s.Endpoints {
 			e.Port = p.Port
 			eps = append(eps, e)
 		}
+		if strictlySorted(eps) {
+			out[name] = eps // the usual slice: each endpoint once, in order
+			continue
+		}
 		// Sort by address, the best copy of a duplicate first, then keep the first of each.
 		slices.SortStableFunc(eps, func(a, b Endpoint) int { return cmp.Or(a.Compare(b), cmp.Compare(rank(b), rank(a))) })
 		out[name] = slices.CompactFunc(eps, func(a, b Endpoint) bool { return a.Compare(b) == 0 })
 	}
 	return out
+}
+
+// strictlySorted reports whether eps are in increasing order of address and port, without
+// duplicates.
+func strictlySorted(eps []Endpoint) bool {
+	for i := 1; i < len(eps); i++ {
+		if eps[i-1].Compare(eps[i]) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func rank(e Endpoint) int {

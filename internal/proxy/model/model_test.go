@@ -3,6 +3,7 @@ package model
 import (
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,7 +16,11 @@ import (
 )
 
 func e(ip, node string, ready, serving, terminating bool, zones ...string) Endpoint {
-	return Endpoint{IP: netip.MustParseAddr(ip), Port: 80, NodeName: node, Ready: ready, Serving: serving, Terminating: terminating, ZoneHints: zones}
+	ep := Endpoint{IP: netip.MustParseAddr(ip), Port: 80, NodeName: node, Ready: ready, Serving: serving, Terminating: terminating}
+	if len(zones) > 0 {
+		ep.Hints = &Hints{Zones: zones}
+	}
+	return ep
 }
 
 func ips(eps []Endpoint) []string {
@@ -65,8 +70,8 @@ func TestCategorize(t *testing.T) {
 			[]string{"10.0.0.1", "10.0.0.2"}, nil, true, ""},
 		{"zone hints, one missing", cluster, []Endpoint{e("10.0.0.1", "n2", true, true, false, "a"), e("10.0.0.2", "n3", true, true, false)},
 			[]string{"10.0.0.1", "10.0.0.2"}, nil, true, ""},
-		{"node hints", cluster, []Endpoint{{IP: netip.MustParseAddr("10.0.0.1"), Ready: true, Serving: true, NodeHints: []string{"n1"}, ZoneHints: []string{"a"}},
-			{IP: netip.MustParseAddr("10.0.0.2"), Ready: true, Serving: true, NodeHints: []string{"n2"}, ZoneHints: []string{"a"}}},
+		{"node hints", cluster, []Endpoint{{IP: netip.MustParseAddr("10.0.0.1"), Ready: true, Serving: true, Hints: &Hints{Nodes: []string{"n1"}, Zones: []string{"a"}}},
+			{IP: netip.MustParseAddr("10.0.0.2"), Ready: true, Serving: true, Hints: &Hints{Nodes: []string{"n2"}, Zones: []string{"a"}}}},
 			[]string{"10.0.0.1"}, nil, true, corev1.ServiceTrafficDistributionPreferSameNode},
 	}
 	for _, tc := range shuffled(cases) {
@@ -174,5 +179,94 @@ func TestConversions(t *testing.T) {
 	}
 	if s.Ports[0] != (SlicePort{Name: "a", Protocol: TCP, Port: 8080}) {
 		t.Errorf("slice port %+v", s.Ports[0])
+	}
+}
+
+// TestMergeSharesWhatItCan: the endpoints of the usual slice (one port, each endpoint once, in
+// order) are held once, shared by the slice and the merged port; anything else is copied, sorted
+// and deduplicated, with each port's number set.
+func TestMergeSharesWhatItCan(t *testing.T) {
+	svc := types.NamespacedName{Namespace: "ns", Name: "s"}
+	ready := discoveryv1.EndpointConditions{Ready: ptr.To(true)}
+	mk := func(ports []discoveryv1.EndpointPort, addrs ...string) *discoveryv1.EndpointSlice {
+		s := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s-1", Labels: map[string]string{discoveryv1.LabelServiceName: "s"}},
+			AddressType: discoveryv1.AddressTypeIPv4, Ports: ports}
+		for _, a := range addrs {
+			s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{Addresses: []string{a}, Conditions: ready})
+		}
+		return s
+	}
+	http := discoveryv1.EndpointPort{Name: ptr.To("http"), Port: ptr.To[int32](8080)}
+	dns := discoveryv1.EndpointPort{Name: ptr.To("dns"), Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To[int32](53)}
+	httpName := ServicePortName{Namespace: "ns", Name: "s", Port: "http", Protocol: TCP}
+	dnsName := ServicePortName{Namespace: "ns", Name: "s", Port: "dns", Protocol: UDP}
+	for _, tc := range []struct {
+		name   string
+		slice  *discoveryv1.EndpointSlice
+		want   map[ServicePortName][]string // addr:port per port
+		shared bool
+	}{
+		{"one port, sorted", mk([]discoveryv1.EndpointPort{http}, "10.0.0.1", "10.0.0.2"),
+			map[ServicePortName][]string{httpName: {"10.0.0.1:8080", "10.0.0.2:8080"}}, true},
+		{"one port, unsorted", mk([]discoveryv1.EndpointPort{http}, "10.0.0.2", "10.0.0.1"),
+			map[ServicePortName][]string{httpName: {"10.0.0.1:8080", "10.0.0.2:8080"}}, false},
+		{"one port, duplicate", mk([]discoveryv1.EndpointPort{http}, "10.0.0.1", "10.0.0.1"),
+			map[ServicePortName][]string{httpName: {"10.0.0.1:8080"}}, false},
+		{"two ports", mk([]discoveryv1.EndpointPort{http, dns}, "10.0.0.1", "10.0.0.2"),
+			map[ServicePortName][]string{httpName: {"10.0.0.1:8080", "10.0.0.2:8080"}, dnsName: {"10.0.0.1:53", "10.0.0.2:53"}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := FromEndpointSlice(tc.slice)
+			merged := MergeSlices(svc, []*Slice{s})
+			got := map[ServicePortName][]string{}
+			for n, eps := range merged {
+				for _, e := range eps {
+					got[n] = append(got[n], e.String())
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("merged (-want +got):\n%s", diff)
+			}
+			eps := merged[httpName]
+			if shared := &eps[0] == &s.Endpoints[0]; shared != tc.shared {
+				t.Errorf("shares the slice's array: %v, want %v", shared, tc.shared)
+			}
+			if cap(eps) != len(eps) && tc.shared {
+				t.Errorf("a shared array must be clipped (appending to it would write into the slice's)")
+			}
+		})
+	}
+}
+
+// TestFilterShares: Categorize keeps the caller's array when every endpoint is used, and never
+// writes into it.
+func TestFilterShares(t *testing.T) {
+	all := []Endpoint{e("10.0.0.1", "n1", true, true, false), e("10.0.0.2", "n2", true, true, false)}
+	some := []Endpoint{e("10.0.0.1", "n1", true, true, false), e("10.0.0.2", "n2", false, false, false), e("10.0.0.3", "n2", true, true, false)}
+	for _, tc := range []struct {
+		name   string
+		eps    []Endpoint
+		want   []string
+		shared bool
+	}{
+		{"all ready", all, []string{"10.0.0.1", "10.0.0.2"}, true},
+		{"one not ready", some, []string{"10.0.0.1", "10.0.0.3"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := slices.Clone(tc.eps)
+			d := Categorize(&ServicePort{}, tc.eps, Node{Name: "n1"})
+			if diff := cmp.Diff(tc.want, ips(d.Cluster)); diff != "" {
+				t.Errorf("cluster (-want +got):\n%s", diff)
+			}
+			if shared := &d.Cluster[0] == &tc.eps[0]; shared != tc.shared {
+				t.Errorf("shared: %v, want %v", shared, tc.shared)
+			}
+			if cap(d.Cluster) != len(d.Cluster) && tc.shared {
+				t.Errorf("a shared result must be clipped")
+			}
+			if !slices.EqualFunc(before, tc.eps, Endpoint.Equal) {
+				t.Errorf("the input was modified")
+			}
+		})
 	}
 }

@@ -84,14 +84,14 @@ func topologyMode(eps []Endpoint, node Node) string {
 			continue
 		}
 		hasReady = true
-		if len(e.NodeHints) == 0 {
+		if nodes := e.NodeHints(); len(nodes) == 0 {
 			allNodeHints = false
-		} else if slices.Contains(e.NodeHints, node.Name) {
+		} else if slices.Contains(nodes, node.Name) {
 			forNode = true
 		}
-		if len(e.ZoneHints) == 0 {
+		if zones := e.ZoneHints(); len(zones) == 0 {
 			allZoneHints = false
-		} else if node.Zone != "" && slices.Contains(e.ZoneHints, node.Zone) {
+		} else if node.Zone != "" && slices.Contains(zones, node.Zone) {
 			forZone = true
 		}
 	}
@@ -111,16 +111,27 @@ func availableForTopology(e Endpoint, mode string, node Node) bool {
 	case "":
 		return true
 	case corev1.ServiceTrafficDistributionPreferSameNode:
-		return slices.Contains(e.NodeHints, node.Name)
+		return slices.Contains(e.NodeHints(), node.Name)
 	case corev1.ServiceTrafficDistributionPreferSameZone:
-		return slices.Contains(e.ZoneHints, node.Zone)
+		return slices.Contains(e.ZoneHints(), node.Zone)
 	}
 	return false
 }
 
+// filter returns the endpoints keep accepts. When it accepts all of them (the common case: every
+// endpoint ready), the result shares eps' array, clipped so that appending to it copies: endpoint
+// slices are never modified in place, and at 100,000 endpoints the copies would be megabytes.
 func filter(eps []Endpoint, keep func(Endpoint) bool) []Endpoint {
-	out := make([]Endpoint, 0, len(eps))
-	for _, e := range eps {
+	i := 0
+	for i < len(eps) && keep(eps[i]) {
+		i++
+	}
+	if i == len(eps) {
+		return slices.Clip(eps)
+	}
+	out := make([]Endpoint, i, len(eps))
+	copy(out, eps[:i])
+	for _, e := range eps[i+1:] {
 		if keep(e) {
 			out = append(out, e)
 		}

@@ -90,29 +90,42 @@ func (p Picker) chain() string {
 	return c
 }
 
-// Map names the endpoint map the picker reads: "endpoints-cluster", "nodeport-endpoints-local".
-func (p Picker) Map() string {
-	m := "endpoints-cluster"
+// kind indexes the four kinds of pickers (cluster or local, address or NodePort).
+func (p Picker) kind() int {
+	k := 0
 	if p.Local {
-		m = "endpoints-local"
+		k++
 	}
 	if p.NodePort {
-		m = "nodeport-" + m
+		k += 2
 	}
-	return m
+	return k
 }
+
+var (
+	endpointMapNames = [4]string{"endpoints-cluster", "endpoints-local", "nodeport-endpoints-cluster", "nodeport-endpoints-local"}
+	sizeSetPrefixes  = [4]string{"size-cluster-", "size-local-", "nodeport-size-cluster-", "nodeport-size-local-"}
+	// sizeSetNames holds the common size sets' names, so that building elements allocates none.
+	sizeSetNames = func() (t [4][65]string) {
+		for k := range t {
+			for n := range t[k] {
+				t[k][n] = sizeSetPrefixes[k] + strconv.Itoa(n)
+			}
+		}
+		return t
+	}()
+)
+
+// Map names the endpoint map the picker reads: "endpoints-cluster", "nodeport-endpoints-local".
+func (p Picker) Map() string { return endpointMapNames[p.kind()] }
 
 // SizeSet names the set of addresses (or NodePorts) with N endpoints in the picker's map:
 // "size-cluster-3", "nodeport-size-local-1".
 func (p Picker) SizeSet() string {
-	s := "size-cluster-"
-	if p.Local {
-		s = "size-local-"
+	if p.N >= 0 && p.N < len(sizeSetNames[0]) {
+		return sizeSetNames[p.kind()][p.N]
 	}
-	if p.NodePort {
-		s = "nodeport-" + s
-	}
-	return s + strconv.Itoa(p.N)
+	return sizeSetPrefixes[p.kind()] + strconv.Itoa(p.N)
 }
 
 func (p Picker) key() Key {
@@ -370,7 +383,7 @@ func Base(o Options) *Objects {
 		slices.SortFunc(addrs, netip.Addr.Compare)
 		for _, a := range slices.Compact(addrs) {
 			if a.Is4() && !a.IsLoopback() {
-				b.Elements = append(b.Elements, Element{Set: SetNodePortIPs, Key: a.String()})
+				b.Elements = append(b.Elements, Element{Set: SetNodePortIPs, Key: ElementKey{}.Addr(a)})
 			}
 		}
 	}
@@ -410,10 +423,30 @@ type ServiceRules struct {
 	Port     *model.ServicePort
 	Decision model.Decision
 	Pickers  []Picker
-	// Slots is where each address's endpoints sit in the endpoint maps (by "cluster|" or "local|"
-	// and the address . protocol . port or protocol . NodePort).
-	Slots map[string][]netip.AddrPort
+	// Slots is where each address's (or NodePort's) endpoints sit in the endpoint maps.
+	Slots []Slots
 	Objects
+}
+
+// Slots are the endpoints of one address . protocol . port (or protocol . NodePort) in the cluster
+// or local endpoint map, by slot.
+type Slots struct {
+	Local     bool
+	Key       ElementKey
+	Endpoints []netip.AddrPort
+}
+
+// slots returns the endpoints by slot of key in the cluster or local map, or nil.
+func (r *ServiceRules) slots(local bool, key ElementKey) []netip.AddrPort {
+	if r == nil {
+		return nil
+	}
+	for i := range r.Slots {
+		if s := &r.Slots[i]; s.Local == local && s.Key == key {
+			return s.Endpoints
+		}
+	}
+	return nil
 }
 
 // BuildService computes the objects of one Service port: a pure function of the port, its
@@ -433,8 +466,14 @@ type ServiceRules struct {
 // order.
 func BuildService(sp *model.ServicePort, eps []model.Endpoint, node model.Node, o Options, prev *ServiceRules) *ServiceRules {
 	d := model.Categorize(sp, eps, node)
-	b := &svcBuilder{sp: sp, d: d, o: o, names: NamesFor(sp.Name, sp.Port), prev: prev,
-		out: &ServiceRules{Name: sp.Name, Port: sp, Decision: d}, proto: string(sp.Name.Protocol), port: strconv.Itoa(int(sp.Port))}
+	b := &svcBuilder{sp: sp, d: d, o: o, prev: prev, out: &ServiceRules{Name: sp.Name, Port: sp, Decision: d}}
+	// An ordinary port has, per address, its policy and size elements and one element per endpoint
+	// slot, and a few hairpin entries: sized for that, its elements usually take one allocation.
+	addrs := 1 + len(sp.ExternalIPs) + len(sp.LoadBalancerVIPs)
+	if sp.NodePort != 0 {
+		addrs++
+	}
+	b.out.Elements = make([]Element, 0, 2+addrs*(2+len(d.Cluster)+len(d.Local))+len(d.Local))
 	b.common(node)
 	if sp.AffinityTimeout > 0 {
 		b.perServiceChains()
@@ -445,17 +484,40 @@ func BuildService(sp *model.ServicePort, eps []model.Endpoint, node model.Node, 
 }
 
 type svcBuilder struct {
-	prev        *ServiceRules
-	sp          *model.ServicePort
-	d           model.Decision
-	o           Options
-	names       ChainNames
-	out         *ServiceRules
-	proto, port string
+	prev  *ServiceRules
+	sp    *model.ServicePort
+	d     model.Decision
+	o     Options
+	names *ChainNames
+	out   *ServiceRules
 }
 
-func (b *svcBuilder) elem(set string, value string, key ...string) {
-	b.out.Elements = append(b.out.Elements, Element{Set: set, Key: strings.Join(key, " . "), Value: value})
+// chainNames are the port's object names, computed (a SHA-256 and five strings) only for the ports
+// that have chains of their own.
+func (b *svcBuilder) chainNames() ChainNames {
+	if b.names == nil {
+		n := NamesFor(b.sp.Name, b.sp.Port)
+		b.names = &n
+	}
+	return *b.names
+}
+
+func (b *svcBuilder) elem(set string, key ElementKey) {
+	b.out.Elements = append(b.out.Elements, Element{Set: set, Key: key})
+}
+
+func (b *svcBuilder) verdictElem(set string, key ElementKey, verdict string) {
+	b.out.Elements = append(b.out.Elements, Element{Set: set, Key: key, Value: ElementValue{Verdict: verdict}})
+}
+
+// tuple is the key address . protocol . port of one of the port's addresses.
+func (b *svcBuilder) tuple(a netip.Addr) ElementKey {
+	return ElementKey{}.Addr(a).Proto(b.sp.Name.Protocol).Port(b.sp.Port)
+}
+
+// nodePort is the key protocol . NodePort.
+func (b *svcBuilder) nodePort() ElementKey {
+	return ElementKey{}.Proto(b.sp.Name.Protocol).Port(b.sp.NodePort)
 }
 
 func (b *svcBuilder) useCluster() bool { return b.sp.UsesClusterEndpoints() && len(b.d.Cluster) > 0 }
@@ -490,32 +552,24 @@ func (b *svcBuilder) externals() []netip.Addr {
 // common: the ClusterIP, hairpin entries, no-endpoint entries and the firewall.
 func (b *svcBuilder) common(node model.Node) {
 	sp, d := b.sp, b.d
-	b.elem(SetClusterIPs, "", sp.ClusterIP.String())
+	b.elem(SetClusterIPs, ElementKey{}.Addr(sp.ClusterIP))
 	if !b.hasInternal() {
-		b.elem(b.noEndpoints(false), "", sp.ClusterIP.String(), b.proto, b.port)
+		b.elem(b.noEndpoints(false), b.tuple(sp.ClusterIP))
 	}
 	if !b.hasExternal() {
 		for _, ip := range b.externals() {
-			b.elem(b.noEndpoints(false), "", ip.String(), b.proto, b.port)
+			b.elem(b.noEndpoints(false), b.tuple(ip))
 		}
 		if sp.NodePort != 0 {
-			b.elem(b.noEndpoints(true), "", b.proto, strconv.Itoa(int(sp.NodePort)))
+			b.elem(b.noEndpoints(true), b.nodePort())
 		}
 	}
-	// Hairpin entries for this node's endpoints (and those of unknown node).
-	var seen map[netip.Addr]bool
+	// Hairpin entries for this node's endpoints (and those of unknown node), each address once.
+	var ips []netip.Addr
 	hairpin := func(eps []model.Endpoint) {
 		for _, e := range eps {
-			if e.NodeName != node.Name && e.NodeName != "" {
-				continue
-			}
-			if seen == nil {
-				seen = map[netip.Addr]bool{}
-			}
-			if !seen[e.IP] {
-				seen[e.IP] = true
-				ip := e.IP.String()
-				b.out.Elements = append(b.out.Elements, Element{Set: SetHairpin, Key: ip + " . " + ip})
+			if e.NodeName == node.Name || e.NodeName == "" {
+				ips = append(ips, e.IP)
 			}
 		}
 	}
@@ -525,10 +579,14 @@ func (b *svcBuilder) common(node model.Node) {
 	if b.useLocal() {
 		hairpin(d.Local)
 	}
+	slices.SortFunc(ips, netip.Addr.Compare)
+	for _, ip := range slices.Compact(ips) {
+		b.elem(SetHairpin, ElementKey{}.Addr(ip).Addr(ip))
+	}
 
 	// loadBalancerSourceRanges: traffic to the load-balancer IPs from elsewhere is dropped before DNAT.
 	if len(sp.LoadBalancerVIPs) > 0 && len(sp.SourceRanges) > 0 {
-		c := &Chain{Name: b.names.Firewall}
+		c := &Chain{Name: b.chainNames().Firewall}
 		fromNode := false
 		for _, r := range sp.SourceRanges {
 			c.Rules = append(c.Rules, R(IPMatch{Field: IPSaddr, Prefix: r}, Verdict{Kind: Return}))
@@ -545,7 +603,7 @@ func (b *svcBuilder) common(node model.Node) {
 		c.Rules = append(c.Rules, R(Verdict{Kind: Drop}))
 		b.out.Chains = append(b.out.Chains, c)
 		for _, ip := range sp.LoadBalancerVIPs {
-			b.elem(MapFirewallIPs, "goto "+b.names.Firewall, ip.String(), b.proto, b.port)
+			b.verdictElem(MapFirewallIPs, b.tuple(ip), "goto "+b.chainNames().Firewall)
 		}
 	}
 }
@@ -577,40 +635,27 @@ func (b *svcBuilder) reachable() []model.Endpoint {
 func (b *svcBuilder) elementsOnly() {
 	sp, d := b.sp, b.d
 	// entries writes the endpoints of one address (or NodePort) into the map of their count.
-	entries := func(nodePort, local bool, key []string, eps []model.Endpoint) {
+	entries := func(nodePort, local bool, key ElementKey, eps []model.Endpoint) {
 		if len(eps) == 0 {
 			return
 		}
 		p := Picker{NodePort: nodePort, Local: local, Proto: sp.Name.Protocol, N: len(eps)}
 		b.out.Pickers = append(b.out.Pickers, p)
-		b.elem(p.SizeSet(), "", key...)
-		joined := strings.Join(key, " . ")
-		slotKey := "cluster|" + joined
-		if local {
-			slotKey = "local|" + joined
-		}
-		var prev []netip.AddrPort
-		if b.prev != nil {
-			prev = b.prev.Slots[slotKey]
-		}
-		slots := AssignSlots(prev, eps)
-		if b.out.Slots == nil {
-			b.out.Slots = map[string][]netip.AddrPort{}
-		}
-		b.out.Slots[slotKey] = slots
+		b.elem(p.SizeSet(), key)
+		slots := AssignSlots(b.prev.slots(local, key), eps)
+		b.out.Slots = append(b.out.Slots, Slots{Local: local, Key: key, Endpoints: slots})
 		m := p.Map()
 		for i, ap := range slots {
-			b.out.Elements = append(b.out.Elements, Element{Set: m, Key: joined + " . " + strconv.Itoa(i),
-				Value: ap.Addr().String() + " . " + strconv.Itoa(int(ap.Port()))})
+			b.out.Elements = append(b.out.Elements, Element{Set: m, Key: key.Slot(i), Value: EndpointValue(ap)})
 		}
 	}
-	cip := []string{sp.ClusterIP.String(), b.proto, b.port}
+	cip := b.tuple(sp.ClusterIP)
 	if b.hasInternal() {
 		if sp.InternalPolicyLocal {
-			b.elem(string(InternalLocal), "", cip...)
+			b.elem(string(InternalLocal), cip)
 			entries(false, true, cip, d.Local)
 		} else {
-			b.elem(string(InternalCluster), "", cip...)
+			b.elem(string(InternalCluster), cip)
 			entries(false, false, cip, d.Cluster)
 		}
 	}
@@ -622,16 +667,16 @@ func (b *svcBuilder) elementsOnly() {
 		ext, np = ExternalLocal, NodePortLocal
 	}
 	for _, ip := range b.externals() {
-		k := []string{ip.String(), b.proto, b.port}
-		b.elem(string(ext), "", k...)
+		k := b.tuple(ip)
+		b.elem(string(ext), k)
 		entries(false, false, k, d.Cluster)
 		if sp.ExternalPolicyLocal {
 			entries(false, true, k, d.Local)
 		}
 	}
 	if sp.NodePort != 0 {
-		k := []string{b.proto, strconv.Itoa(int(sp.NodePort))}
-		b.elem(string(np), "", k...)
+		k := b.nodePort()
+		b.elem(string(np), k)
 		entries(true, false, k, d.Cluster)
 		if sp.ExternalPolicyLocal {
 			entries(true, true, k, d.Local)
@@ -642,7 +687,7 @@ func (b *svcBuilder) elementsOnly() {
 // perServiceChains: kube-proxy's shape, for ClientIP affinity: a chain per policy with a rule per
 // endpoint, reached through the verdict maps.
 func (b *svcBuilder) perServiceChains() {
-	sp, d, names, o := b.sp, b.d, b.names, b.o
+	sp, d, names, o := b.sp, b.d, b.chainNames(), b.o
 	internalChain := names.Cluster
 	if sp.InternalPolicyLocal {
 		internalChain = names.Local
@@ -671,7 +716,7 @@ func (b *svcBuilder) perServiceChains() {
 		policyChain(names.Local, d.Local)
 	}
 	if b.hasInternal() {
-		b.elem(MapServiceIPs, "goto "+internalChain, sp.ClusterIP.String(), b.proto, b.port)
+		b.verdictElem(MapServiceIPs, b.tuple(sp.ClusterIP), "goto "+internalChain)
 	}
 	if !sp.ExternallyAccessible() || !d.HasAny {
 		return
@@ -692,10 +737,10 @@ func (b *svcBuilder) perServiceChains() {
 	}
 	b.out.Chains = append(b.out.Chains, c)
 	for _, ip := range b.externals() {
-		b.elem(MapServiceIPs, "goto "+names.External, ip.String(), b.proto, b.port)
+		b.verdictElem(MapServiceIPs, b.tuple(ip), "goto "+names.External)
 	}
 	if sp.NodePort != 0 {
-		b.elem(MapServiceNodePorts, "goto "+names.External, b.proto, strconv.Itoa(int(sp.NodePort)))
+		b.verdictElem(MapServiceNodePorts, b.nodePort(), "goto "+names.External)
 	}
 }
 

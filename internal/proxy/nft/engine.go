@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -50,9 +51,9 @@ func (o Op) String() string {
 	case AddSet, FlushSet, DeleteSet:
 		return o.Verb.String() + " " + o.Set.Name
 	case AddElement, DeleteElement:
-		s := o.Verb.String() + " " + o.Set.Name + " { " + o.Element.Key
-		if o.Verb == AddElement && o.Element.Value != "" {
-			s += " : " + o.Element.Value
+		s := o.Verb.String() + " " + o.Set.Name + " { " + o.Set.KeyString(o.Element.Key)
+		if v := o.Set.ValueString(o.Element.Value); o.Verb == AddElement && v != "" {
+			s += " : " + v
 		}
 		return s + " }"
 	}
@@ -100,36 +101,83 @@ type Stats struct {
 	Elements int
 }
 
-type elemKey struct{ set, key string }
-
-type ownerValue struct{ owner, value string }
-
-type elemEntry struct {
-	elem Element // the element (value: the applied one)
-	// Who wants the element with which value (owner "" is the base): almost always exactly one,
-	// kept inline; others (conflicting Services, shared hairpin entries) in more.
-	first   ownerValue
-	hasOne  bool
-	more    []ownerValue
-	applied bool
+// elemKey identifies an element: its set, by number, and its key's bytes (a set's keys all have
+// the same length). It holds no pointer and no padding, so the engine's index of every element
+// (over 100,000 at 10,000 Services) is compact, hashes in one call without reading strings, and is
+// never scanned by the garbage collector.
+type elemKey struct {
+	key [16]byte
+	set uint32
 }
 
-func (e *elemEntry) set(owner, value string) {
+func keyOf(set uint32, k ElementKey) elemKey { return elemKey{k.b, set} }
+
+// setNames numbers the names of the sets that have elements.
+type setNames struct {
+	ids   map[string]uint32
+	names []string
+	// last is the most recent lookup: elements come in runs of one set.
+	last   string
+	lastID uint32
+}
+
+func (n *setNames) id(name string) uint32 {
+	if len(n.names) > 0 && name == n.last {
+		return n.lastID
+	}
+	id, ok := n.ids[name]
+	if !ok {
+		if n.ids == nil {
+			n.ids = map[string]uint32{}
+		}
+		id = uint32(len(n.names))
+		n.ids[name] = id
+		n.names = append(n.names, name)
+	}
+	n.last, n.lastID = name, id
+	return id
+}
+
+func (n *setNames) compare(a, b elemKey) int {
+	if a.set != b.set {
+		return strings.Compare(n.names[a.set], n.names[b.set])
+	}
+	return bytes.Compare(a.key[:], b.key[:])
+}
+
+// ownerElem is an owner's element: its key and the value that owner wants. Elements are never
+// modified once built, so entries point at them instead of holding copies.
+type ownerElem struct {
+	owner string
+	el    *Element
+}
+
+// elemEntry records who wants an element (owner "" is the base): almost always exactly one, kept
+// inline; others (conflicting Services, hairpin entries shared by Services) in more. The kernel
+// holds the winner's value: after every successful sync, an element is in the kernel exactly when
+// it has an owner, with its winner's value.
+type elemEntry struct {
+	first  ownerElem
+	more   []ownerElem
+	hasOne bool
+}
+
+func (e *elemEntry) set(owner string, el *Element) {
 	if e.hasOne && e.first.owner == owner {
-		e.first.value = value
+		e.first.el = el
 		return
 	}
 	for i := range e.more {
 		if e.more[i].owner == owner {
-			e.more[i].value = value
+			e.more[i].el = el
 			return
 		}
 	}
 	if !e.hasOne {
-		e.first, e.hasOne = ownerValue{owner, value}, true
+		e.first, e.hasOne = ownerElem{owner, el}, true
 		return
 	}
-	e.more = append(e.more, ownerValue{owner, value})
+	e.more = append(e.more, ownerElem{owner, el})
 }
 
 func (e *elemEntry) remove(owner string) {
@@ -151,11 +199,12 @@ func (e *elemEntry) remove(owner string) {
 
 func (e *elemEntry) empty() bool { return !e.hasOne }
 
-// winner is the value the element should have: that of its smallest owner, so that conflicting
-// Services (two claiming the same external IP and port) resolve the same way whatever the order.
-func (e *elemEntry) winner() (string, bool) {
+// winner is the element as it should be: that of its smallest owner, so that conflicting Services
+// (two claiming the same external IP and port) resolve the same way whatever the order; nil when
+// no owner wants it.
+func (e *elemEntry) winner() *Element {
 	if !e.hasOne {
-		return "", false
+		return nil
 	}
 	best := e.first
 	for _, o := range e.more {
@@ -163,7 +212,7 @@ func (e *elemEntry) winner() (string, bool) {
 			best = o
 		}
 	}
-	return best.value, true
+	return best.el
 }
 
 // Engine keeps a table in the kernel equal to the desired objects, sending only differences. It
@@ -176,10 +225,23 @@ type Engine struct {
 	owners map[string]*Objects // applied, by owner key
 	chains map[string]*Chain   // applied chains (base and services)
 	sets   map[string]*Set     // applied sets
-	elems  map[elemKey]*elemEntry
-	rules  int
-	nelems int
-	synced bool
+	// Elements: the index (by set number and key) of their entries, which live in one slice;
+	// free lists the slots of removed ones.
+	setNames setNames
+	elems    map[elemKey]int32
+	entries  []elemEntry
+	free     []int32
+	rules    int
+	nelems   int
+	synced   bool
+}
+
+// entry returns the element's entry, or nil.
+func (e *Engine) entry(k elemKey) *elemEntry {
+	if i, ok := e.elems[k]; ok {
+		return &e.entries[i]
+	}
+	return nil
 }
 
 // NewEngine returns an engine for the backend's table with the given fixed objects.
@@ -217,16 +279,28 @@ type txBuilder struct {
 }
 
 func (b *txBuilder) tx() *Tx {
+	t, _ := b.txWithElements(0)
+	return t
+}
+
+// txWithElements assembles the transaction with room for n more element additions after
+// b.addElems, returned for the caller to fill in place: a full sync's hundred thousand element
+// operations are written once, into the final slice.
+func (b *txBuilder) txWithElements(n int) (*Tx, []Op) {
 	var t Tx
-	n := 0
-	for _, p := range [][]Op{b.addTable, b.baseChains, b.addChains, b.flushChains, b.deleteSets, b.addSets, b.flushSets, b.rules, b.delElems, b.addElems, b.deleteChains} {
-		n += len(p)
+	phases := [][]Op{b.addTable, b.baseChains, b.addChains, b.flushChains, b.deleteSets, b.addSets, b.flushSets, b.rules, b.delElems, b.addElems}
+	total := n + len(b.deleteChains)
+	for _, p := range phases {
+		total += len(p)
 	}
-	t.Ops = make([]Op, 0, n)
-	for _, p := range [][]Op{b.addTable, b.baseChains, b.addChains, b.flushChains, b.deleteSets, b.addSets, b.flushSets, b.rules, b.delElems, b.addElems, b.deleteChains} {
+	t.Ops = make([]Op, 0, total)
+	for _, p := range phases {
 		t.Ops = append(t.Ops, p...)
 	}
-	return &t
+	at := len(t.Ops)
+	t.Ops = t.Ops[:at+n]
+	t.Ops = append(t.Ops, b.deleteChains...)
+	return &t, t.Ops[at : at+n]
 }
 
 func (b *txBuilder) addRules(c *Chain) {
@@ -249,8 +323,7 @@ func (e *Engine) partialSync(ctx context.Context, changed map[string]*Objects) (
 	// Work on copies so that a failed transaction leaves the engine's memory as it was.
 	chains := map[string]*Chain{}
 	sets := map[string]*Set{}
-	touched := map[elemKey]bool{}
-	ownerDelta := map[elemKey]map[string]*string{} // owner -> new value (nil: removed)
+	ownerDelta := map[elemKey]map[string]*Element{} // owner -> its element now (nil: removed)
 	rules := e.rules
 
 	for _, owner := range sortedKeys(changed) {
@@ -265,15 +338,24 @@ func (e *Engine) partialSync(ctx context.Context, changed map[string]*Objects) (
 		if nw != nil {
 			newObj = *nw
 		}
-		oldChains := map[string]*Chain{}
+		// Most owners have no chain or set of their own: no map is made for them.
+		var oldChains map[string]*Chain
+		if len(oldObj.Chains) > 0 {
+			oldChains = make(map[string]*Chain, len(oldObj.Chains))
+		}
 		for _, c := range oldObj.Chains {
 			oldChains[c.Name] = c
 		}
-		oldSets := map[string]*Set{}
+		var oldSets, newSets map[string]*Set
+		if len(oldObj.Sets) > 0 {
+			oldSets = make(map[string]*Set, len(oldObj.Sets))
+		}
 		for _, s := range oldObj.Sets {
 			oldSets[s.Name] = s
 		}
-		newSets := map[string]*Set{}
+		if len(newObj.Sets) > 0 {
+			newSets = make(map[string]*Set, len(newObj.Sets))
+		}
 		setChanged := false
 		for _, s := range newObj.Sets {
 			newSets[s.Name] = s
@@ -281,7 +363,10 @@ func (e *Engine) partialSync(ctx context.Context, changed map[string]*Objects) (
 				setChanged = true
 			}
 		}
-		newChains := map[string]bool{}
+		var newChains map[string]bool
+		if len(newObj.Chains) > 0 {
+			newChains = make(map[string]bool, len(newObj.Chains))
+		}
 		for _, c := range newObj.Chains {
 			newChains[c.Name] = true
 			oc, existed := oldChains[c.Name]
@@ -318,76 +403,63 @@ func (e *Engine) partialSync(ctx context.Context, changed map[string]*Objects) (
 			sets[s.Name] = s
 		}
 		for _, el := range oldObj.Elements {
-			k := elemKey{el.Set, el.Key}
+			k := keyOf(e.setNames.id(el.Set), el.Key)
 			if ownerDelta[k] == nil {
-				ownerDelta[k] = map[string]*string{}
+				ownerDelta[k] = map[string]*Element{}
 			}
 			ownerDelta[k][owner] = nil
-			touched[k] = true
 		}
 		for i := range newObj.Elements {
 			el := &newObj.Elements[i]
-			k := elemKey{el.Set, el.Key}
+			k := keyOf(e.setNames.id(el.Set), el.Key)
 			if ownerDelta[k] == nil {
-				ownerDelta[k] = map[string]*string{}
+				ownerDelta[k] = map[string]*Element{}
 			}
-			ownerDelta[k][owner] = &el.Value
-			touched[k] = true
+			ownerDelta[k][owner] = el
 		}
 	}
 
 	// Elements: compare the winning value before and after.
-	newEntries := map[elemKey]*elemEntry{}
 	nelems := e.nelems
-	elemKeys := make([]elemKey, 0, len(touched))
-	for k := range touched {
+	elemKeys := make([]elemKey, 0, len(ownerDelta))
+	for k := range ownerDelta {
 		elemKeys = append(elemKeys, k)
 	}
-	slices.SortFunc(elemKeys, func(a, b elemKey) int {
-		if c := strings.Compare(a.set, b.set); c != 0 {
-			return c
-		}
-		return strings.Compare(a.key, b.key)
-	})
-	for _, k := range elemKeys {
-		cur := e.elems[k]
-		ne := &elemEntry{}
-		if cur != nil {
-			ne.elem = cur.elem
-			ne.applied = cur.applied
+	slices.SortFunc(elemKeys, e.setNames.compare)
+	newEntries := make([]elemEntry, len(elemKeys))
+	for i, k := range elemKeys {
+		// applied is the element in the kernel: the winner before this sync's changes.
+		var applied *Element
+		ne := &newEntries[i]
+		if cur := e.entry(k); cur != nil {
+			applied = cur.winner()
 			ne.first, ne.hasOne, ne.more = cur.first, cur.hasOne, slices.Clone(cur.more)
-		} else {
-			ne.elem = Element{Set: k.set, Key: k.key}
 		}
-		for o, v := range ownerDelta[k] {
-			if v == nil {
+		for o, el := range ownerDelta[k] {
+			if el == nil {
 				ne.remove(o)
 			} else {
-				ne.set(o, *v)
+				ne.set(o, el)
 			}
 		}
-		want, keep := ne.winner()
-		set := e.setFor(k.set, sets)
-		if set == nil && keep {
-			return Stats{}, fmt.Errorf("element %s of unknown set %s", k.key, k.set)
+		want := ne.winner()
+		setName := e.setNames.names[k.set]
+		set := e.setFor(setName, sets)
+		if set == nil && want != nil {
+			return Stats{}, fmt.Errorf("element %x of unknown set %s", k.key, setName)
 		}
-		if ne.applied && (!keep || want != ne.elem.Value) {
+		if applied != nil && (want == nil || want.Value != applied.Value) {
 			// Elements of a set deleted in this transaction go with it.
-			if s, pending := sets[k.set]; !pending || s != nil {
-				del := ne.elem
-				b.delElems = append(b.delElems, Op{Verb: DeleteElement, Set: set, Element: &del})
+			if s, pending := sets[setName]; !pending || s != nil {
+				b.delElems = append(b.delElems, Op{Verb: DeleteElement, Set: set, Element: applied})
 			}
-			ne.applied = false
+			applied = nil
 			nelems--
 		}
-		if !ne.applied && keep {
-			ne.elem.Value = want
-			add := ne.elem
-			b.addElems = append(b.addElems, Op{Verb: AddElement, Set: set, Element: &add})
-			ne.applied = true
+		if applied == nil && want != nil {
+			b.addElems = append(b.addElems, Op{Verb: AddElement, Set: set, Element: want})
 			nelems++
 		}
-		newEntries[k] = ne
 	}
 
 	tx := b.tx()
@@ -419,11 +491,25 @@ func (e *Engine) partialSync(ctx context.Context, changed map[string]*Objects) (
 			e.sets[n] = s
 		}
 	}
-	for k, ne := range newEntries {
-		if ne.empty() {
+	for i, k := range elemKeys {
+		ne := newEntries[i]
+		idx, ok := e.elems[k]
+		switch {
+		case ok && ne.empty():
 			delete(e.elems, k)
-		} else {
-			e.elems[k] = ne
+			e.entries[idx] = elemEntry{}
+			e.free = append(e.free, idx)
+		case ok:
+			e.entries[idx] = ne
+		case !ne.empty():
+			if n := len(e.free); n > 0 {
+				idx, e.free = e.free[n-1], e.free[:n-1]
+				e.entries[idx] = ne
+			} else {
+				idx = int32(len(e.entries))
+				e.entries = append(e.entries, ne)
+			}
+			e.elems[k] = idx
 		}
 	}
 	e.rules, e.nelems = rules, nelems
@@ -472,7 +558,7 @@ func (e *Engine) fullTx(all map[string]*Objects, listing Listing) (*Tx, *Engine)
 		}
 	}
 	st := &Engine{backend: e.backend, base: e.base, owners: make(map[string]*Objects, len(all)), chains: map[string]*Chain{},
-		sets: map[string]*Set{}, elems: make(map[elemKey]*elemEntry, nElems)}
+		sets: map[string]*Set{}, elems: make(map[elemKey]int32, nElems)}
 	existingChains := map[string]bool{}
 	for _, c := range listing.Chains {
 		existingChains[c] = true
@@ -483,9 +569,14 @@ func (e *Engine) fullTx(all map[string]*Objects, listing Listing) (*Tx, *Engine)
 	}
 	var b txBuilder
 	b.addTable = []Op{{Verb: AddTable}}
-	// Entries live in one slice; elements are added in the order owners (sorted) list them.
+	// Elements are sent grouped by set, in the order the sets first appear (owners sorted; the
+	// set numbers of the new state follow the same order), each set's in the order its owners
+	// list them: a netlink message then carries up to 64 KiB of one set's elements, where
+	// interleaved sets would make it a message of a few elements each, with the kernel looking the
+	// table and set up again for every one.
 	entries := make([]elemEntry, 0, nElems)
-	order := make([]*elemEntry, 0, nElems)
+	setOfEntry := make([]uint32, 0, nElems)
+	var setSizes []int
 
 	addObjects := func(owner string, o *Objects) {
 		for _, c := range o.Chains {
@@ -515,16 +606,21 @@ func (e *Engine) fullTx(all map[string]*Objects, listing Listing) (*Tx, *Engine)
 				b.flushSets = append(b.flushSets, Op{Verb: FlushSet, Set: s})
 			}
 		}
-		for _, el := range o.Elements {
-			k := elemKey{el.Set, el.Key}
-			ent := st.elems[k]
-			if ent == nil {
-				entries = append(entries, elemEntry{elem: Element{Set: el.Set, Key: el.Key}})
-				ent = &entries[len(entries)-1]
-				st.elems[k] = ent
-				order = append(order, ent)
+		for i := range o.Elements {
+			el := &o.Elements[i]
+			k := keyOf(st.setNames.id(el.Set), el.Key)
+			idx, ok := st.elems[k]
+			if !ok {
+				idx = int32(len(entries))
+				entries = append(entries, elemEntry{})
+				st.elems[k] = idx
+				setOfEntry = append(setOfEntry, k.set)
+				for int(k.set) >= len(setSizes) {
+					setSizes = append(setSizes, 0)
+				}
+				setSizes[k.set]++
 			}
-			ent.set(owner, el.Value)
+			entries[idx].set(owner, el)
 		}
 	}
 	addObjects("", e.base)
@@ -551,17 +647,24 @@ func (e *Engine) fullTx(all map[string]*Objects, listing Listing) (*Tx, *Engine)
 			b.deleteSets = append(b.deleteSets, Op{Verb: DeleteSet, Set: &Set{Name: name, Verdict: true}})
 		}
 	}
-	b.addElems = make([]Op, 0, len(order))
-	for _, ent := range order {
-		v, _ := ent.winner()
-		ent.elem.Value = v
-		ent.applied = true
-		b.addElems = append(b.addElems, Op{Verb: AddElement, Set: st.sets[ent.elem.Set], Element: &ent.elem})
-		st.nelems++
+	// Each set's operations start after those of the sets before it.
+	next := make([]int, len(setSizes))
+	for g := 1; g < len(setSizes); g++ {
+		next[g] = next[g-1] + setSizes[g-1]
 	}
-	// The element operations refer to entries' elements: from here on, an entry's element is only
-	// replaced, never modified in place.
-	return b.tx(), st
+	setDefs := make([]*Set, len(setSizes))
+	for id := range setDefs {
+		setDefs[id] = st.sets[st.setNames.names[id]]
+	}
+	tx, elemOps := b.txWithElements(len(entries))
+	for i := range entries {
+		g := setOfEntry[i]
+		elemOps[next[g]] = Op{Verb: AddElement, Set: setDefs[g], Element: entries[i].winner()}
+		next[g]++
+	}
+	st.entries = entries
+	st.nelems = len(entries)
+	return tx, st
 }
 
 // ErrUnknownSet is returned for elements of sets the engine does not know.

@@ -242,6 +242,9 @@ func TestPartialSyncsConverge(t *testing.T) {
 		if err := checkConverged(t, fake, final); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
+		if err := s.CheckIndex(); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
 		all := servicePorts("", final)
 		for n := range final.Services {
 			all[n] = true
@@ -369,5 +372,54 @@ func TestConflictingExternalIPs(t *testing.T) {
 		if el == nil || el.Value[0] != "10.244.2.7" {
 			t.Errorf("%s first, aaa deleted: %v", first, el)
 		}
+	}
+}
+
+// TestFullSyncGroupsElementsBySet: a full sync sends each set's elements together (so that a
+// netlink message carries many of them), sets in the order they first appear, and each element
+// once even when several Service ports want it (the ports of one Service share its ClusterIP).
+func TestFullSyncGroupsElementsBySet(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		objs []any
+	}{
+		{"20 Services", cluster(20, 3, nil)},
+		{"a Service with two ports", []any{
+			svc("web", "10.96.0.50", nil, tcp("http", 80, 8080), udp("dns", 53)),
+			slice("web", "web-1", []discoveryv1.EndpointPort{eport("http", corev1.ProtocolTCP, 8080), eport("dns", corev1.ProtocolUDP, 5353)}, localEP, remoteEP),
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var tx *nft.Tx
+			s := nft.NewSyncer(recorder{tx: &tx}, testOpt)
+			if _, err := s.Sync(context.Background(), state(testNode, tc.objs...), nil); err != nil {
+				t.Fatal(err)
+			}
+			done := map[string]bool{}
+			seen := map[string]bool{}
+			prev := ""
+			for _, op := range tx.Ops {
+				if op.Verb != nft.AddElement {
+					continue
+				}
+				if op.Set.Name != prev {
+					if done[op.Set.Name] {
+						t.Errorf("elements of %s come in two runs", op.Set.Name)
+					}
+					done[prev], prev = true, op.Set.Name
+				}
+				if k := op.String(); seen[k] {
+					t.Errorf("sent twice: %s", k)
+				} else {
+					seen[k] = true
+				}
+			}
+			if len(seen) == 0 {
+				t.Fatal("no elements")
+			}
+			if err := s.CheckIndex(); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 }

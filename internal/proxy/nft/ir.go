@@ -10,6 +10,7 @@
 package nft
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -348,14 +349,115 @@ func (s *Set) Equal(o *Set) bool {
 	return s.Name == o.Name && s.TypeString() == o.TypeString() && s.Timeout == o.Timeout && s.Comment == o.Comment
 }
 
-// Element is one element of a set or map. Key is in nft syntax, parts joined by " . "
-// ("10.96.0.1 . tcp . 80"); Value is a verdict ("goto CHAIN") for verdict maps, an endpoint
-// ("10.244.1.5 . 8080") for endpoint maps, and empty for sets.
+// Element is one element of a set or map, held in the kernel's binary form: a full sync writes
+// over 100,000 of them, so they are built, compared and encoded without formatting or parsing text.
+// The set's definition (Set.KeyString, Set.ValueString) renders them in nft syntax.
 type Element struct {
 	Set   string
-	Key   string
-	Value string
+	Key   ElementKey
+	Value ElementValue
 }
 
-// KeyParts splits the key: ["10.96.0.1", "tcp", "80"].
-func (e Element) KeyParts() []string { return strings.Split(e.Key, " . ") }
+// ElementKey is an element's key as nf_tables takes it: each field of the set's key in network
+// order, padded to 4 bytes (a set of a single address is those 4 bytes); an endpoint map's slot
+// (its last field) is in host order, as numgen produces it. svcnet's keys have at most four fields.
+type ElementKey struct {
+	b [16]byte
+	n uint8 // 4-byte words in use
+}
+
+// word appends one 4-byte field.
+func (k ElementKey) word(w [4]byte) ElementKey {
+	if k.n == 4 {
+		panic("nft: element key with more than four fields")
+	}
+	copy(k.b[4*k.n:], w[:])
+	k.n++
+	return k
+}
+
+// Addr appends an IPv4 address.
+func (k ElementKey) Addr(a netip.Addr) ElementKey { return k.word(a.As4()) }
+
+// Proto appends a protocol.
+func (k ElementKey) Proto(p model.Protocol) ElementKey { return k.word([4]byte{p.Number()}) }
+
+// Port appends a port.
+func (k ElementKey) Port(p uint16) ElementKey { return k.word([4]byte{byte(p >> 8), byte(p)}) }
+
+// Slot appends an endpoint map's slot index.
+func (k ElementKey) Slot(i int) ElementKey {
+	var w [4]byte
+	binary.NativeEndian.PutUint32(w[:], uint32(i))
+	return k.word(w)
+}
+
+// Bytes returns the key as sent to the kernel for a set whose key is made of keyLen bytes.
+func (k *ElementKey) Bytes(keyLen int) []byte { return k.b[:keyLen] }
+
+// ElementValue is a map element's value: an endpoint (endpoint maps) or a verdict in nft syntax,
+// "goto CHAIN" (verdict maps). It is zero for set elements.
+type ElementValue struct {
+	IP      [4]byte
+	Port    uint16
+	Verdict string
+}
+
+// EndpointValue is the value of an endpoint map element.
+func EndpointValue(ap netip.AddrPort) ElementValue {
+	return ElementValue{IP: ap.Addr().As4(), Port: ap.Port()}
+}
+
+// KeyParts renders k in nft syntax, one string per field: ["10.96.0.1", "tcp", "80"].
+func (s *Set) KeyParts(k ElementKey) []string {
+	n := len(s.Key)
+	if s.Endpoints {
+		n++
+	}
+	out := make([]string, 0, n)
+	for i := range n {
+		w := k.b[4*i : 4*i+4]
+		if i == len(s.Key) { // the endpoint map's slot
+			out = append(out, strconv.FormatUint(uint64(binary.NativeEndian.Uint32(w)), 10))
+			continue
+		}
+		switch s.Key[i] {
+		case TypeIPv4:
+			out = append(out, netip.AddrFrom4([4]byte(w)).String())
+		case TypeProto:
+			out = append(out, protocolName(w[0]))
+		case TypePort:
+			out = append(out, strconv.Itoa(int(binary.BigEndian.Uint16(w))))
+		default:
+			out = append(out, "?")
+		}
+	}
+	return out
+}
+
+// KeyString renders k in nft syntax: "10.96.0.1 . tcp . 80".
+func (s *Set) KeyString(k ElementKey) string { return strings.Join(s.KeyParts(k), " . ") }
+
+// ValueParts renders v in nft syntax, one string per field ("10.244.1.5", "8080"; or "goto
+// CHAIN"); nil for set elements.
+func (s *Set) ValueParts(v ElementValue) []string {
+	switch {
+	case s.Endpoints:
+		return []string{netip.AddrFrom4(v.IP).String(), strconv.Itoa(int(v.Port))}
+	case s.Verdict:
+		return []string{v.Verdict}
+	}
+	return nil
+}
+
+// ValueString renders v in nft syntax: "10.244.1.5 . 8080", "goto CHAIN", or "" for set elements.
+func (s *Set) ValueString(v ElementValue) string { return strings.Join(s.ValueParts(v), " . ") }
+
+func protocolName(n uint8) string {
+	for _, p := range allProtocols {
+		if p.Number() == n {
+			return string(p)
+		}
+	}
+	return strconv.Itoa(int(n))
+}

@@ -76,16 +76,14 @@ func KnftablesTransaction(nft knftables.Interface, tx *Tx) *knftables.Transactio
 				t.Delete(&knftables.Set{Name: op.Set.Name})
 			}
 		case AddElement, DeleteElement:
-			el := &knftables.Element{Key: op.Element.KeyParts()}
+			el := &knftables.Element{Key: op.Set.KeyParts(op.Element.Key)}
 			if op.Set.Verdict || op.Set.Endpoints {
 				el.Map = op.Set.Name
 			} else {
 				el.Set = op.Set.Name
 			}
 			if op.Verb == AddElement {
-				if op.Element.Value != "" {
-					el.Value = strings.Split(op.Element.Value, " . ")
-				}
+				el.Value = op.Set.ValueParts(op.Element.Value)
 				t.Add(el)
 			} else {
 				t.Delete(el)

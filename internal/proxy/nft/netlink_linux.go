@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,8 +17,6 @@ import (
 	"github.com/mdlayher/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
-
-	"github.com/svcnet/svcnet/internal/proxy/model"
 )
 
 // NetlinkBackend applies transactions by speaking nf_tables netlink directly: one batch (one
@@ -259,10 +255,17 @@ const (
 )
 
 func (e *batchEncoder) msg(typ uint16, flags uint16, family uint8, resID uint16, attrs []byte) uint32 {
+	start := e.startMsg(typ, flags, family, resID)
+	e.buf = append(e.buf, attrs...)
+	return e.endMsg(start)
+}
+
+// startMsg appends a message header (its length set by endMsg) and returns its offset: attributes
+// are then appended to e.buf in place.
+func (e *batchEncoder) startMsg(typ uint16, flags uint16, family uint8, resID uint16) int {
 	e.seq++
-	l := unix.NLMSG_HDRLEN + 4 + len(attrs)
+	start := len(e.buf)
 	var h [unix.NLMSG_HDRLEN + 4]byte
-	binary.NativeEndian.PutUint32(h[0:], uint32(l))
 	binary.NativeEndian.PutUint16(h[4:], typ)
 	binary.NativeEndian.PutUint16(h[6:], flags)
 	binary.NativeEndian.PutUint32(h[8:], e.seq)
@@ -270,7 +273,11 @@ func (e *batchEncoder) msg(typ uint16, flags uint16, family uint8, resID uint16,
 	h[17] = unix.NFNETLINK_V0
 	binary.BigEndian.PutUint16(h[18:], resID)
 	e.buf = append(e.buf, h[:]...)
-	e.buf = append(e.buf, attrs...)
+	return start
+}
+
+func (e *batchEncoder) endMsg(start int) uint32 {
+	binary.NativeEndian.PutUint32(e.buf[start:], uint32(len(e.buf)-start))
 	for len(e.buf)%4 != 0 {
 		e.buf = append(e.buf, 0)
 	}
@@ -316,7 +323,7 @@ func (a attrs) bytes() []byte {
 
 func (e *batchEncoder) encode(tx *Tx) error {
 	e.ops = make(map[uint32]Op, min(len(tx.Ops), 4096))
-	e.buf = make([]byte, 0, 64*len(tx.Ops)+1024) // elements take about 60 bytes each
+	e.buf = make([]byte, 0, 48*len(tx.Ops)+1024) // elements take 44 bytes (endpoint maps) or fewer
 	e.begin = e.msg(unix.NFNL_MSG_BATCH_BEGIN, unix.NLM_F_REQUEST, unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES, nil)
 	ops := tx.Ops
 	for i := 0; i < len(ops); i++ {
@@ -364,28 +371,27 @@ func (e *batchEncoder) encode(tx *Tx) error {
 				seq = e.nft(unix.NFT_MSG_DELSETELEM, 0, a.bytes())
 			}
 		case AddElement, DeleteElement:
-			// Consecutive element operations on one set share a message (up to a size limit).
-			a := newAttrs()
-			a.ae.String(unix.NFTA_SET_ELEM_LIST_TABLE, e.table)
-			a.ae.String(unix.NFTA_SET_ELEM_LIST_SET, op.Set.Name)
-			head := a.bytes()
-			list := make([]byte, 0, 16<<10)
-			list = beginAttr(list, unix.NLA_F_NESTED|unix.NFTA_SET_ELEM_LIST_ELEMENTS)
+			// Consecutive element operations on one set share a message, encoded in place, up to
+			// the 64 KiB an attribute can hold (one element takes at most a few hundred bytes).
+			typ, flags := unix.NFT_MSG_NEWSETELEM, uint16(unix.NLM_F_CREATE)
+			if op.Verb == DeleteElement {
+				typ, flags = unix.NFT_MSG_DELSETELEM, 0
+			}
+			start := e.startMsg(uint16(unix.NFNL_SUBSYS_NFTABLES<<8|typ), unix.NLM_F_REQUEST|flags, familyInet, 0)
+			e.buf = putStringAttr(e.buf, unix.NFTA_SET_ELEM_LIST_TABLE, e.table)
+			e.buf = putStringAttr(e.buf, unix.NFTA_SET_ELEM_LIST_SET, op.Set.Name)
+			list := len(e.buf)
+			e.buf = beginAttr(e.buf, unix.NLA_F_NESTED|unix.NFTA_SET_ELEM_LIST_ELEMENTS)
 			j := i
-			for j < len(ops) && ops[j].Verb == op.Verb && ops[j].Set.Name == op.Set.Name && len(list) < 48<<10 {
+			for j < len(ops) && ops[j].Verb == op.Verb && ops[j].Set.Name == op.Set.Name && len(e.buf)-list < 60<<10 {
 				var err error
-				if list, err = appendElem(list, ops[j].Set, ops[j].Element, op.Verb == AddElement); err != nil {
+				if e.buf, err = appendElem(e.buf, ops[j].Set, ops[j].Element, op.Verb == AddElement); err != nil {
 					return err
 				}
 				j++
 			}
-			list = endAttr(list, 0)
-			data := append(head, list...)
-			if op.Verb == AddElement {
-				seq = e.nft(unix.NFT_MSG_NEWSETELEM, unix.NLM_F_CREATE, data)
-			} else {
-				seq = e.nft(unix.NFT_MSG_DELSETELEM, 0, data)
-			}
+			e.buf = endAttr(e.buf, list)
+			seq = e.endMsg(start)
 			i = j - 1
 		default:
 			return fmt.Errorf("unknown operation %v", op.Verb)
@@ -505,64 +511,17 @@ func endpointMapAttrs(table string, s *Set, id uint32) []byte {
 	return a.bytes()
 }
 
-// keyBytes encodes an element key: in a concatenation each field is padded to 4 bytes; addresses,
-// protocols and ports are in network order, an endpoint map's slot index in host order (numgen's).
-func keyBytes(s *Set, key string) ([]byte, error) {
-	n := len(s.Key)
-	if s.Endpoints {
-		n++
+// keyLen is the length in bytes of the set's keys: each field of a concatenation takes 4 bytes (an
+// endpoint map's slot is one more), a single field its own size.
+func keyLen(s *Set) int {
+	switch {
+	case s.Endpoints:
+		return 4 * (len(s.Key) + 1)
+	case len(s.Key) == 1:
+		_, n := typeMagic(s.Key[0])
+		return int(n)
 	}
-	out := make([]byte, 0, 4*n)
-	rest := key
-	for i := range n {
-		part := rest
-		if i < n-1 {
-			var ok bool
-			if part, rest, ok = strings.Cut(rest, " . "); !ok {
-				return nil, fmt.Errorf("set %s: key %q has too few fields", s.Name, key)
-			}
-		} else if strings.Contains(rest, " . ") {
-			return nil, fmt.Errorf("set %s: key %q has too many fields", s.Name, key)
-		}
-		if i == len(s.Key) { // the endpoint map's slot
-			idx, err := strconv.ParseUint(part, 10, 32)
-			if err != nil {
-				return nil, fmt.Errorf("map %s: bad slot %q", s.Name, part)
-			}
-			out = binary.NativeEndian.AppendUint32(out, uint32(idx))
-			continue
-		}
-		start := len(out)
-		switch s.Key[i] {
-		case TypeIPv4:
-			a, err := netip.ParseAddr(part)
-			if err != nil || !a.Is4() {
-				return nil, fmt.Errorf("set %s: bad address %q", s.Name, part)
-			}
-			b := a.As4()
-			out = append(out, b[:]...)
-		case TypeProto:
-			p := model.Protocol(part).Number()
-			if p == 0 {
-				return nil, fmt.Errorf("set %s: bad protocol %q", s.Name, part)
-			}
-			out = append(out, p)
-		case TypePort:
-			v, err := strconv.ParseUint(part, 10, 16)
-			if err != nil {
-				return nil, fmt.Errorf("set %s: bad port %q", s.Name, part)
-			}
-			out = binary.BigEndian.AppendUint16(out, uint16(v))
-		default:
-			return nil, fmt.Errorf("set %s: bad key type", s.Name)
-		}
-		if n > 1 {
-			for (len(out)-start)%4 != 0 {
-				out = append(out, 0)
-			}
-		}
-	}
-	return out, nil
+	return 4 * len(s.Key)
 }
 
 // beginAttr starts an attribute (nested or not) at the end of b; endAttr sets its length.
@@ -578,6 +537,14 @@ func endAttr(b []byte, start int) []byte {
 	return b
 }
 
+func putStringAttr(b []byte, typ uint16, s string) []byte {
+	start := len(b)
+	b = beginAttr(b, typ)
+	b = append(b, s...)
+	b = append(b, 0)
+	return endAttr(b, start)
+}
+
 func putAttr(b []byte, typ uint16, data []byte) []byte {
 	start := len(b)
 	b = beginAttr(b, typ)
@@ -586,40 +553,37 @@ func putAttr(b []byte, typ uint16, data []byte) []byte {
 }
 
 // appendElem appends one NFTA_LIST_ELEM for el, encoded by hand: this is the hot path of a cold
-// sync (over 100,000 elements at 10,000 Services).
+// sync (over 100,000 elements at 10,000 Services). The key is already in the kernel's form.
 func appendElem(b []byte, s *Set, el *Element, withValue bool) ([]byte, error) {
-	key, err := keyBytes(s, el.Key)
-	if err != nil {
-		return nil, err
+	words := len(s.Key)
+	if s.Endpoints {
+		words++
+	}
+	if int(el.Key.n) != words {
+		return nil, fmt.Errorf("set %s: element key of %d fields, want %d", s.Name, el.Key.n, words)
 	}
 	elem := len(b)
 	b = beginAttr(b, unix.NLA_F_NESTED|unix.NFTA_LIST_ELEM)
 	k := len(b)
 	b = beginAttr(b, unix.NLA_F_NESTED|unix.NFTA_SET_ELEM_KEY)
-	b = putAttr(b, unix.NFTA_DATA_VALUE, key)
+	b = putAttr(b, unix.NFTA_DATA_VALUE, el.Key.Bytes(keyLen(s)))
 	b = endAttr(b, k)
 	switch {
 	case withValue && s.Endpoints:
-		host, port, ok := strings.Cut(el.Value, " . ")
-		a, err1 := netip.ParseAddr(host)
-		p, err2 := strconv.ParseUint(port, 10, 16)
-		if !ok || err1 != nil || err2 != nil || !a.Is4() {
-			return nil, fmt.Errorf("map %s: bad endpoint %q", s.Name, el.Value)
-		}
-		a4 := a.As4()
-		data := [8]byte{a4[0], a4[1], a4[2], a4[3], byte(p >> 8), byte(p)}
+		v := &el.Value
+		data := [8]byte{v.IP[0], v.IP[1], v.IP[2], v.IP[3], byte(v.Port >> 8), byte(v.Port)}
 		d := len(b)
 		b = beginAttr(b, unix.NLA_F_NESTED|unix.NFTA_SET_ELEM_DATA)
 		b = putAttr(b, unix.NFTA_DATA_VALUE, data[:])
 		b = endAttr(b, d)
 	case withValue && s.Verdict:
-		terms, err := ParseRule(el.Value)
+		terms, err := ParseRule(el.Value.Verdict)
 		if err != nil || len(terms) != 1 {
-			return nil, fmt.Errorf("map %s: bad verdict %q", s.Name, el.Value)
+			return nil, fmt.Errorf("map %s: bad verdict %q", s.Name, el.Value.Verdict)
 		}
 		v, ok := terms[0].(Verdict)
 		if !ok {
-			return nil, fmt.Errorf("map %s: bad verdict %q", s.Name, el.Value)
+			return nil, fmt.Errorf("map %s: bad verdict %q", s.Name, el.Value.Verdict)
 		}
 		d := len(b)
 		b = beginAttr(b, unix.NLA_F_NESTED|unix.NFTA_SET_ELEM_DATA)

@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/knftables"
 
-	"github.com/svcnet/svcnet/internal/proxy/internal/netnstest"
+	"github.com/svcnet/svcnet/internal/netnstest"
 	"github.com/svcnet/svcnet/internal/proxy/model"
 	"github.com/svcnet/svcnet/internal/proxy/nft"
 )

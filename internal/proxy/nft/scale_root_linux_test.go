@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/svcnet/svcnet/internal/proxy/internal/netnstest"
+	"github.com/svcnet/svcnet/internal/netnstest"
 	"github.com/svcnet/svcnet/internal/proxy/model"
 	"github.com/svcnet/svcnet/internal/proxy/nft"
 )

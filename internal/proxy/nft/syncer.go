@@ -82,7 +82,7 @@ func (s *Syncer) Sync(ctx context.Context, st *model.State, changed map[model.Se
 	full := !s.engine.Synced() || st.Node != s.node
 	names := changed
 	if full {
-		names = map[model.ServicePortName]bool{}
+		names = make(map[model.ServicePortName]bool, max(len(st.Services), len(s.rules)))
 		for n := range st.Services {
 			names[n] = true
 		}
@@ -90,8 +90,8 @@ func (s *Syncer) Sync(ctx context.Context, st *model.State, changed map[model.Se
 			names[n] = true
 		}
 	}
-	res := Result{Changed: map[model.ServicePortName]Change{}}
-	owners := map[string]*Objects{}
+	res := Result{Changed: make(map[model.ServicePortName]Change, len(names))}
+	owners := make(map[string]*Objects, len(names)+1)
 	pickers := make(map[Picker]int, len(s.pickers))
 	for p, c := range s.pickers {
 		pickers[p] = c

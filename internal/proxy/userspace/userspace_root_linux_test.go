@@ -24,7 +24,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
-	"github.com/svcnet/svcnet/internal/proxy/internal/netnstest"
+	"github.com/svcnet/svcnet/internal/netnstest"
 )
 
 const nsPrefix = "svcnet-t-us-"

@@ -1,5 +1,6 @@
-// Package netnstest creates throwaway network namespaces for the proxy's root tests: named
-// svcnet-t-proxy-<random> (or another svcnet-t- prefix), wired with veth pairs, and removed when the test ends, pass or fail.
+// Package netnstest creates throwaway network namespaces for root tests (the proxy's, the load
+// balancer announcer's): named svcnet-t-proxy-<random> (or another svcnet-t- prefix), wired with
+// veth pairs, and removed when the test ends, pass or fail.
 // Nothing here touches the host's own namespace beyond creating and deleting the namespaces and
 // the veth pairs inside them.
 package netnstest
