@@ -4,7 +4,7 @@
 // longer match, and reports replicas, fullyLabeledReplicas, readyReplicas, availableReplicas,
 // terminatingReplicas and the ReplicaFailure condition in the status.
 //
-// The decisions are pure functions (PodsToDelete, calculateStatus, decideClaim, slowStartBatch);
+// The decisions are pure functions (PodsToDelete, calculateStatus, podclaim.Decide, slowStartBatch);
 // this file is the informer, queue and API layer around them.
 package replicaset
 
@@ -32,6 +32,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/kubectl/pkg/util/podutils"
+
+	"github.com/svcnet/svcnet/internal/controller/podclaim"
 )
 
 const (
@@ -390,8 +392,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	claimer := &podClaimer{client: c.client, owner: rs, kind: controllerKind, selector: selector,
-		recheck: func(ctx context.Context) error {
+	claimer := &podclaim.Claimer{Client: c.client, Owner: rs, Kind: controllerKind, Selector: selector,
+		Recheck: func(ctx context.Context) error {
 			fresh, err := c.client.AppsV1().ReplicaSets(rs.Namespace).Get(ctx, rs.Name, metav1.GetOptions{})
 			if err != nil {
 				return fmt.Errorf("recheck deletion of replicaset %s: %w", key, err)
@@ -404,7 +406,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			}
 			return nil
 		}}
-	active, err := claimer.claim(ctx, filterPods(all, isPodActive))
+	active, err := claimer.Claim(ctx, filterPods(all, isPodActive))
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package replicaset
 
 import (
-	"encoding/json"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -10,74 +9,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 )
-
-func TestDecideClaim(t *testing.T) {
-	del := metav1.NewTime(now)
-	owner := func(deleting bool) *appsv1.ReplicaSet {
-		rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "rs", Namespace: "ns", UID: "me"}}
-		if deleting {
-			rs.DeletionTimestamp = &del
-		}
-		return rs
-	}
-	owned := func(uid types.UID) func(*corev1.Pod) {
-		return func(p *corev1.Pod) {
-			p.OwnerReferences = []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "x", UID: uid, Controller: ptr.To(true)}}
-		}
-	}
-	deleting := func(p *corev1.Pod) { p.DeletionTimestamp = &del }
-	tests := []struct {
-		name          string
-		ownerDeleting bool
-		pod           *corev1.Pod
-		matches       bool
-		want          claimAction
-	}{
-		{"ours and matching", false, pod("a", owned("me")), true, claimKeep},
-		{"ours, matching, owner deleting", true, pod("a", owned("me")), true, claimKeep},
-		{"ours, not matching", false, pod("a", owned("me")), false, claimRelease},
-		{"ours, not matching, owner deleting", true, pod("a", owned("me")), false, claimIgnore},
-		{"someone else's", false, pod("a", owned("other")), true, claimIgnore},
-		{"orphan matching", false, pod("a"), true, claimAdopt},
-		{"orphan not matching", false, pod("a"), false, claimIgnore},
-		{"orphan matching, owner deleting", true, pod("a"), true, claimIgnore},
-		{"orphan matching but being deleted", false, pod("a", deleting), true, claimIgnore},
-		{"orphan in another namespace", false, pod("a", func(p *corev1.Pod) { p.Namespace = "other" }), true, claimIgnore},
-		{"non-controller owner is an orphan", false, pod("a", func(p *corev1.Pod) {
-			p.OwnerReferences = []metav1.OwnerReference{{Kind: "Thing", Name: "t", UID: "t"}}
-		}), true, claimAdopt},
-	}
-	for _, tt := range tests {
-		if got := decideClaim(owner(tt.ownerDeleting), tt.pod, tt.matches); got != tt.want {
-			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
-		}
-	}
-}
-
-func TestClaimPatches(t *testing.T) {
-	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "web", UID: "rs-uid"}}
-	var adopt struct {
-		Metadata struct {
-			UID             types.UID               `json:"uid"`
-			OwnerReferences []metav1.OwnerReference `json:"ownerReferences"`
-		} `json:"metadata"`
-	}
-	if err := json.Unmarshal(adoptPatch(rs, controllerKind, "pod-uid"), &adopt); err != nil {
-		t.Fatal(err)
-	}
-	ref := adopt.Metadata.OwnerReferences[0]
-	if adopt.Metadata.UID != "pod-uid" || ref.APIVersion != "apps/v1" || ref.Kind != "ReplicaSet" || ref.Name != "web" ||
-		ref.UID != "rs-uid" || !*ref.Controller || !*ref.BlockOwnerDeletion {
-		t.Errorf("adopt patch %+v", adopt)
-	}
-	want := `{"metadata":{"ownerReferences":[{"$patch":"delete","uid":"rs-uid"}],"uid":"pod-uid"}}`
-	if got := string(releasePatch("rs-uid", "pod-uid")); got != want {
-		t.Errorf("release patch %s, want %s", got, want)
-	}
-}
 
 func TestCalculateStatus(t *testing.T) {
 	rs := func(replicas int32, minReady int32, conds ...appsv1.ReplicaSetCondition) *appsv1.ReplicaSet {

@@ -39,6 +39,8 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/kubectl/pkg/util/podutils"
+
+	"github.com/svcnet/svcnet/internal/controller/podclaim"
 )
 
 const (
@@ -351,9 +353,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	claimer := &podClaimer{client: c.client, owner: set, kind: controllerKind, selector: sel,
-		member: func(p *corev1.Pod) bool { return isMemberOf(set, p) },
-		recheck: func(ctx context.Context) error {
+	claimer := &podclaim.Claimer{Client: c.client, Owner: set, Kind: controllerKind, Selector: sel,
+		Member: func(p *corev1.Pod) bool { return isMemberOf(set, p) },
+		Recheck: func(ctx context.Context) error {
 			fresh, err := c.client.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
 			switch {
 			case err != nil:
@@ -365,7 +367,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			}
 			return nil
 		}}
-	pods, err := claimer.claim(ctx, all)
+	pods, err := claimer.Claim(ctx, all)
 	if err != nil {
 		return err
 	}

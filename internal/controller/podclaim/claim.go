@@ -1,4 +1,7 @@
-package statefulset
+// Package podclaim is kube's ControllerRefManager for pods, shared by the ReplicaSet and StatefulSet
+// controllers: a controller adopts the matching orphans in its namespace and releases its pods that
+// stopped matching, with patches that fail if the pod was replaced meanwhile.
+package podclaim
 
 import (
 	"context"
@@ -17,44 +20,44 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// claimAction is what a controller does with an object its selector may or may not match (kube's
+// Action is what a controller does with an object its selector may or may not match (kube's
 // ControllerRefManager rules).
-type claimAction int
+type Action int
 
 const (
-	claimIgnore  claimAction = iota // someone else's, or not ours to take
-	claimKeep                       // ours and still matching
-	claimAdopt                      // an orphan that matches: take it
-	claimRelease                    // ours but no longer matching: let it go
+	Ignore  Action = iota // someone else's, or not ours to take
+	Keep                  // ours and still matching
+	Adopt                 // an orphan that matches: take it
+	Release               // ours but no longer matching: let it go
 )
 
-// decideClaim is kube's ClaimObject decision: objects controlled by another owner are ignored; our
+// Decide is kube's ClaimObject decision: objects controlled by another owner are ignored; our
 // own are kept while they match and released when they stop matching (unless we are being deleted);
 // matching orphans in our namespace are adopted unless we or they are being deleted.
-func decideClaim(owner, obj metav1.Object, matches bool) claimAction {
+func Decide(owner, obj metav1.Object, matches bool) Action {
 	if ref := metav1.GetControllerOfNoCopy(obj); ref != nil {
 		switch {
 		case ref.UID != owner.GetUID():
-			return claimIgnore
+			return Ignore
 		case matches:
-			return claimKeep
+			return Keep
 		case owner.GetDeletionTimestamp() != nil:
-			return claimIgnore
+			return Ignore
 		}
-		return claimRelease
+		return Release
 	}
 	if owner.GetDeletionTimestamp() != nil || !matches || obj.GetDeletionTimestamp() != nil {
-		return claimIgnore
+		return Ignore
 	}
 	if owner.GetNamespace() != "" && owner.GetNamespace() != obj.GetNamespace() {
-		return claimIgnore
+		return Ignore
 	}
-	return claimAdopt
+	return Adopt
 }
 
-// adoptPatch is the strategic merge patch that makes owner the controller of the object with uid;
+// AdoptPatch is the strategic merge patch that makes owner the controller of the object with uid;
 // the uid makes the patch fail if the object was replaced meanwhile.
-func adoptPatch(owner metav1.Object, kind schema.GroupVersionKind, uid types.UID) []byte {
+func AdoptPatch(owner metav1.Object, kind schema.GroupVersionKind, uid types.UID) []byte {
 	b, _ := json.Marshal(map[string]any{"metadata": map[string]any{
 		"uid": uid,
 		"ownerReferences": []metav1.OwnerReference{{
@@ -65,8 +68,8 @@ func adoptPatch(owner metav1.Object, kind schema.GroupVersionKind, uid types.UID
 	return b
 }
 
-// releasePatch removes owner's reference from the object with uid.
-func releasePatch(ownerUID, uid types.UID) []byte {
+// ReleasePatch removes owner's reference from the object with uid.
+func ReleasePatch(ownerUID, uid types.UID) []byte {
 	b, _ := json.Marshal(map[string]any{"metadata": map[string]any{
 		"uid":             uid,
 		"ownerReferences": []map[string]string{{"$patch": "delete", "uid": string(ownerUID)}},
@@ -74,42 +77,42 @@ func releasePatch(ownerUID, uid types.UID) []byte {
 	return b
 }
 
-// podClaimer adopts and releases pods for one StatefulSet.
-type podClaimer struct {
-	client   kubernetes.Interface
-	owner    metav1.Object
-	kind     schema.GroupVersionKind
-	selector labels.Selector
-	// member further restricts the pods owner may claim (its own names only).
-	member func(*corev1.Pod) bool
-	// recheck is called once, before the first adoption, with an uncached read of the owner: a
+// Claimer adopts and releases pods for one owner (a ReplicaSet, a StatefulSet).
+type Claimer struct {
+	Client   kubernetes.Interface
+	Owner    metav1.Object
+	Kind     schema.GroupVersionKind
+	Selector labels.Selector
+	// Member, when set, further restricts the pods Owner may claim (a StatefulSet's own names).
+	Member func(*corev1.Pod) bool
+	// Recheck is called once, before the first adoption, with an uncached read of the owner: a
 	// controller that is being deleted must not adopt (kube #42639).
-	recheck func(ctx context.Context) error
+	Recheck func(ctx context.Context) error
 	once    sync.Once
 	err     error
 }
 
-func (c *podClaimer) canAdopt(ctx context.Context) error {
-	c.once.Do(func() { c.err = c.recheck(ctx) })
+func (c *Claimer) canAdopt(ctx context.Context) error {
+	c.once.Do(func() { c.err = c.Recheck(ctx) })
 	return c.err
 }
 
-// claim returns the pods owner controls after adopting matching orphans and releasing its pods
+// Claim returns the pods Owner controls after adopting matching orphans and releasing its pods
 // that no longer match.
-func (c *podClaimer) claim(ctx context.Context, pods []*corev1.Pod) ([]*corev1.Pod, error) {
+func (c *Claimer) Claim(ctx context.Context, pods []*corev1.Pod) ([]*corev1.Pod, error) {
 	var claimed []*corev1.Pod
 	var errs []error
 	for _, p := range pods {
-		switch decideClaim(c.owner, p, c.selector.Matches(labels.Set(p.Labels)) && c.member(p)) {
-		case claimKeep:
+		switch Decide(c.Owner, p, c.Selector.Matches(labels.Set(p.Labels)) && (c.Member == nil || c.Member(p))) {
+		case Keep:
 			claimed = append(claimed, p)
-		case claimAdopt:
+		case Adopt:
 			if err := c.canAdopt(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("adopt pod %s/%s: %w", p.Namespace, p.Name, err))
 				continue
 			}
-			_, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType,
-				adoptPatch(c.owner, c.kind, p.UID), metav1.PatchOptions{})
+			_, err := c.Client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType,
+				AdoptPatch(c.Owner, c.Kind, p.UID), metav1.PatchOptions{})
 			switch {
 			case apierrors.IsNotFound(err):
 			case err != nil:
@@ -117,9 +120,9 @@ func (c *podClaimer) claim(ctx context.Context, pods []*corev1.Pod) ([]*corev1.P
 			default:
 				claimed = append(claimed, p)
 			}
-		case claimRelease:
-			_, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType,
-				releasePatch(c.owner.GetUID(), p.UID), metav1.PatchOptions{})
+		case Release:
+			_, err := c.Client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType,
+				ReleasePatch(c.Owner.GetUID(), p.UID), metav1.PatchOptions{})
 			// Gone, or replaced by another pod of the same name (the uid precondition fails): nothing
 			// left to release.
 			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsInvalid(err) {
