@@ -9,9 +9,11 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/svcnet/svcnet/internal/announce"
+	"github.com/svcnet/svcnet/internal/controller/labelindex"
 )
 
 // announcer runs the load balancer announcer (package announce) of this node: it owns the pool
@@ -21,7 +23,7 @@ type announcer struct {
 	a       *Agent
 	svcs    coreinformers.ServiceInformer
 	nodes   coreinformers.NodeInformer
-	slices  cache.Indexer
+	slices  discoverylisters.EndpointSliceLister
 	synced  []cache.InformerSynced
 	changed chan struct{}
 }
@@ -35,13 +37,7 @@ func newAnnouncer(a *Agent, svcs coreinformers.ServiceInformer, nodes coreinform
 		AddFunc: func(any) { an.poke() }, UpdateFunc: func(_, _ any) { an.poke() }, DeleteFunc: func(any) { an.poke() },
 	}
 	sliceInf := sliceFactory.Discovery().V1().EndpointSlices().Informer()
-	if err := sliceInf.AddIndexers(cache.Indexers{"service": func(o any) ([]string, error) {
-		s, ok := o.(*discoveryv1.EndpointSlice)
-		if !ok {
-			return nil, nil
-		}
-		return []string{s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName]}, nil
-	}}); err != nil {
+	if err := labelindex.AddSliceIndex(sliceInf); err != nil {
 		return nil, err
 	}
 	for _, inf := range []cache.SharedIndexInformer{svcs.Informer(), nodes.Informer(), sliceInf} {
@@ -50,7 +46,7 @@ func newAnnouncer(a *Agent, svcs coreinformers.ServiceInformer, nodes coreinform
 		}
 		an.synced = append(an.synced, inf.HasSynced)
 	}
-	an.slices = sliceInf.GetIndexer()
+	an.slices = labelindex.NewSliceLister(sliceInf.GetIndexer())
 	return an, nil
 }
 
@@ -88,11 +84,7 @@ func (an *announcer) run(ctx context.Context) {
 	}
 	ann := &announce.Announcer{Uplink: uplink}
 	slicesOf := func(ns, name string) []*discoveryv1.EndpointSlice {
-		objs, _ := an.slices.ByIndex("service", ns+"/"+name)
-		out := make([]*discoveryv1.EndpointSlice, 0, len(objs))
-		for _, o := range objs {
-			out = append(out, o.(*discoveryv1.EndpointSlice))
-		}
+		out, _ := an.slices.EndpointSlices(ns).List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: name}))
 		return out
 	}
 	// Addresses stay on the node when the agent stops, as pods do: the node's kernel and proxy
