@@ -206,7 +206,7 @@ func etcdCmd(dir func() string) *cobra.Command {
 }
 
 func controllerManagerCmd(dir func() string) *cobra.Command {
-	var kubeconfig, lbPool string
+	var kubeconfig, lbPool, metricsAddr string
 	var o controller.Options
 	cmd := &cobra.Command{
 		Use:   "controller-manager",
@@ -218,6 +218,13 @@ func controllerManagerCmd(dir func() string) *cobra.Command {
 				return fmt.Errorf("--load-balancer-pool: %w", err)
 			}
 			o.LoadBalancerPool = pool
+			if metricsAddr != "" {
+				ln, err := listenMetrics(metricsAddr)
+				if err != nil {
+					return err
+				}
+				go serveMetrics(cmd.Context(), ln)
+			}
 			startPprof()
 			if kubeconfig == "" {
 				kubeconfig = pki.In(dir()).Kubeconfig
@@ -236,6 +243,7 @@ func controllerManagerCmd(dir func() string) *cobra.Command {
 	cmd.Flags().StringVar(&lbPool, "load-balancer-pool", "", "addresses for LoadBalancer Services without a loadBalancerClass, e.g. 172.31.0.100-172.31.0.150 (empty: none are allocated)")
 	cmd.Flags().IntVar(&o.EndpointWorkers, "concurrent-endpoint-syncs", 5, "concurrent syncs of each endpoint controller (EndpointSlices, Endpoints, mirroring), as kube's flags of that name")
 	cmd.Flags().DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may miss heartbeats before it is marked unreachable")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-bind-address", "", "host:port to serve /metrics (work queues, API requests) and /healthz on, in plain HTTP, e.g. 127.0.0.1:10257 (empty: not served)")
 	return cmd
 }
 
