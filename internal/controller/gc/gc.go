@@ -106,9 +106,16 @@ func (c *Collector) observe(gvr schema.GroupVersionResource, o interface{}, dele
 			}
 			c.dependents[or.UID][m.UID] = true
 		}
-		wake = append(wake, m.UID)
-		for _, or := range m.OwnerReferences {
-			wake = append(wake, or.UID) // an owner waiting on its dependents
+		// Only an object with owners can be orphaned, and only one being deleted has dependents
+		// to orphan or wait for: the rest (most Services, Endpoints, standalone pods) need no
+		// work, and queueing each of them cost a controller-manager restart about 8% of its CPU.
+		if len(m.OwnerReferences) > 0 || m.DeletionTimestamp != nil {
+			wake = append(wake, m.UID)
+		}
+	}
+	for _, or := range m.OwnerReferences {
+		if owner, ok := c.objects[or.UID]; ok && owner.DeletionTimestamp != nil {
+			wake = append(wake, or.UID) // an owner waiting on its dependents, in foreground deletion
 		}
 	}
 	refs := make([]ref, 0, len(wake))
