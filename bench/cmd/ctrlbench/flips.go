@@ -25,7 +25,7 @@ var errIncomplete = errors.New("incomplete")
 // flips makes o.flips distinct random pods go NotReady and then Ready again, one flip started every
 // o.flipPeriod/o.flips, and measures from just before each status write to the informer event that
 // shows the endpoint in its new state.
-func flips(ctx context.Context, o options, cfg *rest.Config, pid int, obs *observer, t *table) error {
+func flips(ctx context.Context, o options, cfg *rest.Config, cl *cluster, obs *observer, t *table) error {
 	l := obs.l
 	epActive := obs.endpointsControllerRuns()
 	clients := make([]kubernetes.Interface, min(o.writers, 8))
@@ -40,7 +40,7 @@ func flips(ctx context.Context, o options, cfg *rest.Config, pid int, obs *obser
 	if err != nil {
 		return err
 	}
-	base, err := scrape(ctx, metricsClient)
+	base, err := cl.scrape(ctx, metricsClient)
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func flips(ctx context.Context, o options, cfg *rest.Config, pid int, obs *obser
 	defer tick.Stop()
 	var wg sync.WaitGroup
 	begin := time.Now()
-	cpu := startCPU(pid)
+	cpu := cl.startCPU()
 	for n, i := range pods {
 		select {
 		case <-tick.C:
@@ -113,7 +113,7 @@ func flips(ctx context.Context, o options, cfg *rest.Config, pid int, obs *obser
 	wg.Wait()
 	wall := time.Since(begin)
 	cpuUsed := cpu.since(wall, runtime.NumCPU())
-	after, err := scrape(ctx, metricsClient)
+	after, err := cl.scrape(ctx, metricsClient)
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func flips(ctx context.Context, o options, cfg *rest.Config, pid int, obs *obser
 	t.add("  controller writes to endpointslices/endpoints during the flips", after.describeWrites(base), "", true)
 	addQueueRows(t, "  during the flips:", after, base)
 	if cpuUsed != "" {
-		t.add("  CPU used during the flips: svcnet up / ctrlbench", cpuUsed, "", true)
+		t.add("  CPU used during the flips: "+cl.cpuLabel(), cpuUsed, "", true)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%d of %d flips failed: %w", len(errs), o.flips, errors.Join(errs[:min(len(errs), 5)]...))

@@ -13,6 +13,11 @@
 //
 // It starts `svcnet up --nodes 0` itself on a free loopback port in a temporary data dir, sends traffic
 // only to 127.0.0.1, and always stops the processes it started (by their PID) and removes the dir.
+//
+// With -split it runs `svcnet etcd`, `svcnet apiserver` and `svcnet controller-manager` as three
+// processes instead, and the restart is the controller manager's alone, against an API server whose
+// watch cache stays warm: a kube-controller-manager restart. The controllers' work queues are then read
+// from the controller manager's --metrics-bind-address, the writes still from the API server.
 // Progress goes to stderr, the result table to stdout. Linux only (memory and CPU come from /proc).
 //
 //	go build -o /tmp/svcnet ./cmd/svcnet && go run ./bench/cmd/ctrlbench -svcnet /tmp/svcnet -services 1000
@@ -39,6 +44,7 @@ import (
 
 type options struct {
 	binary         string
+	split          bool
 	services       int
 	podsPerService int
 	nodes          int
@@ -59,6 +65,7 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.binary, "svcnet", "", "path of the svcnet binary (required; go build -o /tmp/svcnet ./cmd/svcnet)")
+	flag.BoolVar(&o.split, "split", false, "run etcd, the API server and the controller manager as three processes, and restart only the controller manager")
 	flag.IntVar(&o.services, "services", 10000, "Services, each selecting its own pods (app=svc-N)")
 	flag.IntVar(&o.podsPerService, "pods-per-service", 10, "pods per Service")
 	flag.IntVar(&o.nodes, "nodes", 10, "Node objects the pods are spread over (zones zone-a, zone-b, zone-c)")
@@ -68,7 +75,7 @@ func main() {
 	flag.BoolVar(&o.servicesFirst, "services-first", false, "create the Services before the pods (default: pods and their statuses first, then Services)")
 	flag.IntVar(&o.flips, "flips", 500, "readiness flips (Ready -> NotReady -> Ready) on distinct random pods (0 skips the phase)")
 	flag.DurationVar(&o.flipPeriod, "flip-period", 20*time.Second, "the flips are started evenly over this period")
-	flag.BoolVar(&o.restart, "restart", true, "measure the resync after a restart of svcnet up")
+	flag.BoolVar(&o.restart, "restart", true, "measure the resync after a restart of svcnet up (with -split: of the controller manager)")
 	flag.DurationVar(&o.quiet, "quiet", 2*time.Second, "after a restart, the controllers count as synced once their queues are drained and nothing changed for this long")
 	flag.DurationVar(&o.poll, "poll", 200*time.Millisecond, "how often /metrics is read during the resync")
 	flag.DurationVar(&o.settleTimeout, "settle-timeout", 45*time.Minute, "limit for the controllers to show every pod after the setup writes")
@@ -140,21 +147,12 @@ func run(ctx context.Context, o options, t *table) error {
 		return err
 	}
 	defer os.RemoveAll(root)
-	port, err := freePort()
+	c := &cluster{}
+	defer c.stop() // whatever was started, and the restarted process after the restart phase
+	cfg, err := c.start(ctx, bin, root, o.split)
 	if err != nil {
 		return err
 	}
-	data, logFile := filepath.Join(root, "data"), filepath.Join(root, "svcnet.log")
-	s, err := start(bin, data, logFile, port)
-	if err != nil {
-		return err
-	}
-	defer func() { s.stop() }() // s is the restarted server after the restart phase
-	cfg, _, err := s.waitAPI(ctx, time.Minute)
-	if err != nil {
-		return err
-	}
-	log.Printf("server: pid %d, %s, data dir %s", s.cmd.Process.Pid, cfg.Host, data)
 	if o.protobuf {
 		cfg.ContentType = "application/vnd.kubernetes.protobuf"
 	}
@@ -164,28 +162,27 @@ func run(ctx context.Context, o options, t *table) error {
 		return err
 	}
 	defer obs.stop()
-	if err := setup(ctx, o, cfg, s, obs, t); err != nil {
+	if err := setup(ctx, o, cfg, c, obs, t); err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
 	var incomplete error // a phase that missed changes; the others still run
 	if o.flips > 0 {
-		if err := flips(ctx, o, cfg, s.cmd.Process.Pid, obs, t); errors.Is(err, errIncomplete) {
+		if err := flips(ctx, o, cfg, c, obs, t); errors.Is(err, errIncomplete) {
 			incomplete = fmt.Errorf("readiness flips: %w", err)
 		} else if err != nil {
 			return fmt.Errorf("readiness flips: %w", err)
 		}
 	}
-	if err := memory(s.cmd.Process.Pid, "server memory after setup and flips: VmRSS / VmHWM", t); err != nil {
+	if err := c.memory("after setup and flips", t); err != nil {
 		return err
 	}
 	if o.restart {
 		withEndpoints := obs.endpointsControllerRuns()
 		obs.stop() // the benchmark's own watches would add load to the restarted server
-		s, err = resync(ctx, o, cfg, s, bin, withEndpoints, t)
-		if err != nil {
+		if err := resync(ctx, o, cfg, c, withEndpoints, t); err != nil {
 			return errors.Join(incomplete, fmt.Errorf("resync after restart: %w", err))
 		}
-		if err := memory(s.cmd.Process.Pid, "server memory after the restart's resync: VmRSS / VmHWM", t); err != nil {
+		if err := c.memory("after the restart's resync", t); err != nil {
 			return err
 		}
 	}

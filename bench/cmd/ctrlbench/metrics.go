@@ -22,7 +22,8 @@ var writeVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "APPL
 var endpointResources = map[string]bool{"endpointslices": true, "endpoints": true}
 
 // snapshot is what one read of the API server's /metrics says about the endpoint controllers. The
-// controllers run in the `svcnet up` process, so their client-go work queues report there too.
+// controllers run in the `svcnet up` process, so their client-go work queues report there too; with
+// -split they report in the controller manager's /metrics instead (see cluster.scrape).
 type snapshot struct {
 	at     time.Time
 	writes map[string]float64 // "VERB resource" -> requests, any response code
@@ -84,6 +85,11 @@ func scrape(ctx context.Context, cs kubernetes.Interface) (snapshot, error) {
 	if err != nil {
 		return snapshot{}, fmt.Errorf("GET /metrics: %w", err)
 	}
+	return parseMetrics(body, at)
+}
+
+// parseMetrics picks the endpoint writes and the work queues out of a /metrics page read at at.
+func parseMetrics(body []byte, at time.Time) (snapshot, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := p.TextToMetricFamilies(bytes.NewReader(body))
 	if err != nil {

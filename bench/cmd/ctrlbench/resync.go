@@ -21,102 +21,171 @@ import (
 // when it runs).
 var syncQueues = []string{"endpointslice", "endpoint", "endpoints"}
 
-// resync stops the server with SIGTERM, starts it again on the same data dir and port, and watches
-// its /metrics until the controllers are done with their initial sync: every controller work queue
-// has finished as many items as were added to it (the EndpointSlice and Endpoints queues at least one
-// per Service in the cluster), and neither those counters nor the endpointslices/endpoints write
-// counters moved for o.quiet. The sync ended at the first poll of that quiet stretch. It returns the
-// running server: the new one, or the stopped old one if the new one could not be started.
-func resync(ctx context.Context, o options, cfg *rest.Config, old *server, bin string, withEndpoints bool, t *table) (*server, error) {
+// resync restarts the process that runs the controllers (`svcnet up`, or with -split the controller
+// manager alone) and watches /metrics until the controllers are done with their initial sync: every
+// controller work queue has finished as many items as were added to it (the EndpointSlice and
+// Endpoints queues at least one per Service in the cluster), and neither those counters nor the
+// endpointslices/endpoints write counters moved for o.quiet. The sync ended at the first poll of that
+// quiet stretch. Afterwards c holds the restarted process, or the stopped old one if the new one
+// could not be started.
+func resync(ctx context.Context, o options, cfg *rest.Config, c *cluster, withEndpoints bool, t *table) error {
 	cs, err := newClient(cfg)
 	if err != nil {
-		return old, err
+		return err
 	}
 	nServices, err := countServices(ctx, cs)
 	if err != nil {
-		return old, err
+		return err
 	}
 	// Start from idle controllers, so that whatever the restarted ones do is the resync's own work.
-	if _, _, err := waitIdle(ctx, cs, old, 0, o.poll, o.quiet, o.settleTimeout); err != nil {
-		return old, fmt.Errorf("before the restart: %w", err)
+	if _, _, err := waitIdle(ctx, cs, c, 0, o.poll, o.quiet, o.settleTimeout); err != nil {
+		return fmt.Errorf("before the restart: %w", err)
 	}
-	log.Printf("restart: SIGTERM to pid %d (%d Services stored)", old.cmd.Process.Pid, nServices)
-	term := time.Now()
-	graceful := old.stop()
-	how := "exit"
-	if !graceful {
-		how = "SIGKILL after 10s"
+	restart := restartUp
+	if c.split() {
+		restart = restartControllerManager
 	}
-	t.add("restart: SIGTERM -> process gone", dur(time.Since(term))+" ("+how+")", "", true)
+	r, err := restart(ctx, cs, c, nServices, t)
+	if err != nil {
+		return err
+	}
+	log.Printf("%s: pid %d; polling /metrics every %s", r.what, c.controllers().cmd.Process.Pid, dur(o.poll))
 
-	s, err := start(bin, old.data, old.logFile, old.port)
+	cs, err = newClient(cfg) // with `svcnet up`, the old connections went with the old process
 	if err != nil {
-		return old, err
+		return err
 	}
-	readyAt, err := s.waitLine(ctx, s.ready, readyLine, 2*time.Minute)
+	first, last, err := waitIdle(ctx, cs, c, nServices, o.poll, o.quiet, o.resyncTimeout)
 	if err != nil {
-		return s, err
-	}
-	cpu := startCPU(s.cmd.Process.Pid)
-	log.Printf("restart: pid %d ready in %s; polling /metrics every %s", s.cmd.Process.Pid, dur(readyAt.Sub(s.started)), dur(o.poll))
-	t.add("restart: exec -> ready line", dur(readyAt.Sub(s.started)), "", true)
-
-	cs, err = newClient(cfg) // the old connections went with the old process
-	if err != nil {
-		return s, err
-	}
-	first, last, err := waitIdle(ctx, cs, s, nServices, o.poll, o.quiet, o.resyncTimeout)
-	if err != nil {
-		t.add(fmt.Sprintf("resync: ready line -> controllers synced (%d Services)", nServices),
+		t.add(fmt.Sprintf("%s: %s -> controllers synced (%d Services)", r.resync, r.from, nServices),
 			fmt.Sprintf("not within %s (%s)", dur(o.resyncTimeout), queueProgress(last)), "< 10s", false)
-		t.add("resync: writes to endpointslices/endpoints so far", last.describeWrites(snapshot{}), "0", last.totalWrites() == 0)
-		return s, err
+		writes, none := resyncWrites(last, r.base)
+		t.add(r.resync+": writes to endpointslices/endpoints so far", writes, "0", none)
+		return err
 	}
-	synced := first.at.Sub(readyAt)
-	cpuUsed := cpu.since(last.at.Sub(readyAt), runtime.NumCPU())
-	log.Printf("resync: drained %s after the ready line; queues %s; writes %s", dur(synced), describeQueues(last), last.describeWrites(snapshot{}))
+	synced := first.at.Sub(r.at)
+	cpuUsed := r.cpu.since(last.at.Sub(r.at), runtime.NumCPU())
+	writes, none := resyncWrites(last, r.base)
+	log.Printf("resync: drained %s after the %s; queues %s; writes %s", dur(synced), r.from, describeQueues(last), writes)
 	select {
-	case at := <-s.controllers:
-		t.add("restart: ready line -> \"controllers started\" (their informers synced)", dur(at.Sub(readyAt)), "", true)
+	case at := <-c.controllers().controllers:
+		t.add(fmt.Sprintf("%s: %s -> \"controllers started\" (their informers synced)", r.what, r.from), dur(at.Sub(r.at)), "", true)
 	default:
 	}
-	t.add(fmt.Sprintf("resync: ready line -> controllers synced (%d Services, polled every %s)", nServices, dur(o.poll)),
+	t.add(fmt.Sprintf("%s: %s -> controllers synced (%d Services, polled every %s)", r.resync, r.from, nServices, dur(o.poll)),
 		dur(synced), "< 10s", synced < 10*time.Second)
-	t.add(fmt.Sprintf("resync: writes to endpointslices/endpoints (until %s after)", dur(o.quiet)), last.describeWrites(snapshot{}), "0", last.totalWrites() == 0)
+	t.add(fmt.Sprintf("%s: writes to endpointslices/endpoints (until %s after)", r.resync, dur(o.quiet)), writes, "0", none)
 	t.add("  work queues (items added / retries)", describeQueues(last), "", true)
-	addQueueRows(t, "  resync:", last, snapshot{})
+	addQueueRows(t, "  resync:", last, r.base)
 	if cpuUsed != "" {
-		t.add("  CPU used from the ready line to the end of the quiet stretch: svcnet up / ctrlbench", cpuUsed, "", true)
+		t.add(fmt.Sprintf("  CPU used from the %s to the end of the quiet stretch: %s", r.from, c.cpuLabel()), cpuUsed, "", true)
 	}
+	return checkAfterResync(ctx, cs, newLayout(o), withEndpoints, t)
+}
 
-	l := newLayout(o)
+// restarted says where a restart's resync is measured from, and how its rows are labelled.
+type restarted struct {
+	at     time.Time // the start of the resync
+	from   string    // what at is: "ready line", "exec"
+	what   string    // the kind of restart: "restart", "controller-manager restart"
+	resync string    // the label of the resync rows
+	base   snapshot  // the counters the resync's writes and queue items are counted from
+	cpu    cpuMeter  // started at at
+}
+
+// restartUp stops `svcnet up` and starts it again on the same data dir and port: the API server's
+// watch cache and the controllers' informers all start cold. The resync is measured from its ready
+// line; all its counters start at 0.
+func restartUp(ctx context.Context, _ kubernetes.Interface, c *cluster, nServices int, t *table) (restarted, error) {
+	old := c.up
+	log.Printf("restart: SIGTERM to pid %d (%d Services stored)", old.cmd.Process.Pid, nServices)
+	t.add("restart: SIGTERM -> process gone", stopTimed(old), "", true)
+	s, err := old.again()
+	if err != nil {
+		return restarted{}, err
+	}
+	c.up = s
+	readyAt, err := s.waitLine(ctx, s.ready, readyLine, 2*time.Minute)
+	if err != nil {
+		return restarted{}, err
+	}
+	r := restarted{at: readyAt, from: "ready line", what: "restart", resync: "resync", cpu: c.startCPU()}
+	log.Printf("restart: pid %d ready in %s", s.cmd.Process.Pid, dur(readyAt.Sub(s.started)))
+	t.add("restart: exec -> ready line", dur(readyAt.Sub(s.started)), "", true)
+	return r, nil
+}
+
+// restartControllerManager restarts the controller manager alone, as a kube-controller-manager
+// restart: the API server and its watch cache stay up and warm. It prints no ready line, so the resync
+// is measured from the exec. Its queue counters start at 0, but the API server's write counters go
+// on: the resync's writes are counted from a read taken just before the SIGTERM.
+func restartControllerManager(ctx context.Context, cs kubernetes.Interface, c *cluster, nServices int, t *table) (restarted, error) {
+	base, err := c.scrape(ctx, cs)
+	if err != nil {
+		return restarted{}, err
+	}
+	base.queues = nil // the new process's queues start empty
+	old := c.cm
+	log.Printf("controller-manager restart: SIGTERM to pid %d (%d Services stored)", old.cmd.Process.Pid, nServices)
+	t.add("controller-manager restart: SIGTERM -> process gone", stopTimed(old), "", true)
+	s, err := old.again()
+	if err != nil {
+		return restarted{}, err
+	}
+	c.cm = s
+	return restarted{at: s.started, from: "exec", what: "controller-manager restart",
+		resync: "resync after controller-manager restart", base: base, cpu: c.startCPU()}, nil
+}
+
+// stopTimed stops s and renders how long it took and how it ended.
+func stopTimed(s *server) string {
+	term := time.Now()
+	how := "exit"
+	if !s.stop() {
+		how = "SIGKILL after 10s"
+	}
+	return dur(time.Since(term)) + " (" + how + ")"
+}
+
+// resyncWrites renders the endpoint writes between base and last, and whether there were none.
+func resyncWrites(last, base snapshot) (string, bool) {
+	if last.at.IsZero() && !base.at.IsZero() {
+		return "unknown: no /metrics read since the restart", false
+	}
+	return last.describeWrites(base), last.totalWrites() == base.totalWrites()
+}
+
+// checkAfterResync lists the EndpointSlices (and the Endpoints, when that controller runs): every
+// pod must still be a ready endpoint after the resync.
+func checkAfterResync(ctx context.Context, cs kubernetes.Interface, l layout, withEndpoints bool, t *table) error {
 	readyPods, err := countReadyInSlices(ctx, cs, l)
 	if err != nil {
-		return s, err
+		return err
 	}
 	t.add("  after the resync: pods ready in EndpointSlices", fmt.Sprintf("%d of %d", readyPods, l.pods()), "all", readyPods == l.pods())
 	if readyPods != l.pods() {
-		return s, fmt.Errorf("after the resync only %d of %d pods are ready in EndpointSlices", readyPods, l.pods())
+		return fmt.Errorf("after the resync only %d of %d pods are ready in EndpointSlices", readyPods, l.pods())
 	}
 	if withEndpoints {
 		readyPods, err := countReadyInEndpoints(ctx, cs, l)
 		if err != nil {
-			return s, err
+			return err
 		}
 		t.add("  after the resync: pods ready in Endpoints", fmt.Sprintf("%d of %d", readyPods, l.pods()), "all", readyPods == l.pods())
 		if readyPods != l.pods() {
-			return s, fmt.Errorf("after the resync only %d of %d pods are ready in Endpoints", readyPods, l.pods())
+			return fmt.Errorf("after the resync only %d of %d pods are ready in Endpoints", readyPods, l.pods())
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // waitIdle reads /metrics every poll until the controllers are idle: drained (see drained) with
 // nothing changing for quiet. It returns the first and the last snapshot of that quiet stretch; the
 // first is when the work ended, to within one poll. On failure, last is the latest snapshot read.
-func waitIdle(ctx context.Context, cs kubernetes.Interface, s *server, services int, poll, quiet, limit time.Duration) (first, last snapshot, err error) {
+func waitIdle(ctx context.Context, cs kubernetes.Interface, c *cluster, services int, poll, quiet, limit time.Duration) (first, last snapshot, err error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
+	exited := c.exited(ctx)
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	var (
@@ -125,7 +194,7 @@ func waitIdle(ctx context.Context, cs kubernetes.Interface, s *server, services 
 		lastErr     error
 	)
 	for {
-		snap, err := scrape(ctx, cs)
+		snap, err := c.scrape(ctx, cs)
 		if err != nil {
 			failures++
 			lastErr = err
@@ -141,8 +210,8 @@ func waitIdle(ctx context.Context, cs kubernetes.Interface, s *server, services 
 		}
 		select {
 		case <-tick.C:
-		case <-s.exited:
-			return first, last, fmt.Errorf("svcnet up exited (%v); its log ends:\n%s", s.waitErr, s.logTail())
+		case s := <-exited:
+			return first, last, fmt.Errorf("%s exited (%v); its log ends:\n%s", s.name, s.waitErr, s.logTail())
 		case <-ctx.Done():
 			return first, last, fmt.Errorf("controllers not idle (last /metrics: %s; %d failed reads, last error %v): %w",
 				describeQueues(last), failures, lastErr, ctx.Err())

@@ -30,24 +30,41 @@ const (
 	controllersLine = "controllers started" // stderr (slog), once the controllers' informers have synced
 )
 
-// server is one `svcnet up` process started by the benchmark.
+// server is one process started by the benchmark: `svcnet up`, or with -split one of `svcnet etcd`,
+// `svcnet apiserver` and `svcnet controller-manager`.
 type server struct {
-	cmd         *exec.Cmd
-	data        string    // its --data-dir
-	port        int       // its --port on 127.0.0.1
-	logFile     string    // its stdout and stderr, appended to across restarts
-	started     time.Time // just before exec
-	ready       chan time.Time
-	controllers chan time.Time
-	exited      chan struct{}
-	waitErr     error // how it exited; read after exited is closed
+	name          string   // in messages and table rows: "svcnet up", "etcd", "apiserver", "controller-manager"
+	bin           string   // the svcnet binary
+	args          []string // its arguments, kept to exec it again on a restart
+	data          string   // its --data-dir
+	logFile       string   // its stdout and stderr, appended to across restarts
+	readyOn       string   // the stdout line marked in ready ("" for none)
+	controllersOn string   // the stderr line marked in controllers ("" for none)
+	env           []string // added to the benchmark's own environment
+	cmd           *exec.Cmd
+	started       time.Time // just before exec
+	ready         chan time.Time
+	controllers   chan time.Time
+	exited        chan struct{}
+	waitErr       error // how it exited; read after exited is closed
 }
 
 // start execs `svcnet up --nodes 0` on 127.0.0.1:port with the data dir data (created if missing,
 // reused if not: a restart).
 func start(bin, data, logFile string, port int) (*server, error) {
-	s := &server{data: data, port: port, logFile: logFile,
-		ready: make(chan time.Time, 1), controllers: make(chan time.Time, 1), exited: make(chan struct{})}
+	return launch(&server{name: "svcnet up", bin: bin, data: data, logFile: logFile, readyOn: readyLine, controllersOn: controllersLine,
+		args: []string{"up", "--data-dir", data, "--bind-address", "127.0.0.1", "--port", strconv.Itoa(port), "--nodes", "0"}})
+}
+
+// again execs the same command once more, on the same data dir and log: a restart.
+func (s *server) again() (*server, error) {
+	return launch(&server{name: s.name, bin: s.bin, args: s.args, data: s.data, logFile: s.logFile,
+		readyOn: s.readyOn, controllersOn: s.controllersOn, env: s.env})
+}
+
+// launch execs s.bin with s.args, its output appended to s.logFile with the marked lines timed.
+func launch(s *server) (*server, error) {
+	s.ready, s.controllers, s.exited = make(chan time.Time, 1), make(chan time.Time, 1), make(chan struct{})
 	if err := os.MkdirAll(s.data, 0o700); err != nil {
 		return nil, err
 	}
@@ -55,16 +72,18 @@ func start(bin, data, logFile string, port int) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, "up", "--data-dir", s.data, "--bind-address", "127.0.0.1",
-		"--port", strconv.Itoa(port), "--nodes", "0")
-	s.cmd.Stdout = &markWriter{pattern: []byte(readyLine), at: s.ready, out: logf}
-	s.cmd.Stderr = &markWriter{pattern: []byte(controllersLine), at: s.controllers, out: logf}
+	s.cmd = exec.Command(s.bin, s.args...)
+	s.cmd.Stdout = marked(s.readyOn, s.ready, logf)
+	s.cmd.Stderr = marked(s.controllersOn, s.controllers, logf)
 	s.cmd.SysProcAttr = sysProcAttr()
+	if len(s.env) > 0 {
+		s.cmd.Env = append(os.Environ(), s.env...)
+	}
 	s.cmd.WaitDelay = 5 * time.Second
 	s.started = time.Now()
 	if err := s.cmd.Start(); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("exec %s: %w", bin, err)
+		return nil, fmt.Errorf("exec %s: %w", s.bin, err)
 	}
 	go func() {
 		s.waitErr = s.cmd.Wait()
@@ -72,6 +91,14 @@ func start(bin, data, logFile string, port int) (*server, error) {
 		close(s.exited)
 	}()
 	return s, nil
+}
+
+// marked copies to out, sending to at when pattern shows up, or just copies if there is no pattern.
+func marked(pattern string, at chan<- time.Time, out io.Writer) io.Writer {
+	if pattern == "" {
+		return out
+	}
+	return &markWriter{pattern: []byte(pattern), at: at, out: out}
 }
 
 // stop ends the process by its PID: SIGTERM, then SIGKILL after 10 s. It reports whether SIGTERM
@@ -94,7 +121,7 @@ func (s *server) stop() (graceful bool) {
 }
 
 // waitAPI polls, every 5 ms for at most limit, until an authenticated GET /api/v1/namespaces/default
-// with the kubeconfig the server writes succeeds. It returns that config and when the GET returned.
+// with the kubeconfig in the data dir (written by `svcnet up`, or with -split by the benchmark) succeeds. It returns that config and when the GET returned.
 func (s *server) waitAPI(ctx context.Context, limit time.Duration) (*rest.Config, time.Time, error) {
 	deadline := time.Now().Add(limit)
 	var cfg *rest.Config
@@ -103,7 +130,7 @@ func (s *server) waitAPI(ctx context.Context, limit time.Duration) (*rest.Config
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.exited:
-			return nil, time.Time{}, fmt.Errorf("svcnet up exited before serving (%v); its log ends:\n%s", s.waitErr, s.logTail())
+			return nil, time.Time{}, fmt.Errorf("%s exited before serving (%v); its log ends:\n%s", s.name, s.waitErr, s.logTail())
 		case <-ctx.Done():
 			return nil, time.Time{}, ctx.Err()
 		default:
@@ -139,7 +166,7 @@ func (s *server) waitLine(ctx context.Context, ch <-chan time.Time, what string,
 	case at := <-ch:
 		return at, nil
 	case <-s.exited:
-		return time.Time{}, fmt.Errorf("svcnet up exited before printing %q (%v); its log ends:\n%s", what, s.waitErr, s.logTail())
+		return time.Time{}, fmt.Errorf("%s exited before printing %q (%v); its log ends:\n%s", s.name, what, s.waitErr, s.logTail())
 	case <-ctx.Done():
 		return time.Time{}, ctx.Err()
 	case <-time.After(limit):
@@ -242,41 +269,58 @@ func cpuTime(pid string) (time.Duration, error) {
 	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
-// cpuMeter measures the CPU time the server and the benchmark use over an interval.
+// cpuMeter measures the CPU time the server processes and the benchmark use over an interval.
 type cpuMeter struct {
-	pid          string
-	server, self time.Duration
-	ok           bool
+	pids   []string
+	server []time.Duration
+	self   time.Duration
+	ok     bool
 }
 
-func startCPU(pid int) cpuMeter {
-	m := cpuMeter{pid: strconv.Itoa(pid)}
-	var err1, err2 error
-	m.server, err1 = cpuTime(m.pid)
-	m.self, err2 = cpuTime("self")
-	m.ok = err1 == nil && err2 == nil
+func startCPU(pids ...int) cpuMeter {
+	m := cpuMeter{ok: true}
+	for _, pid := range pids {
+		m.pids = append(m.pids, strconv.Itoa(pid))
+	}
+	m.server, m.self, m.ok = m.read()
 	return m
 }
 
-// since renders "server / benchmark of wall x cores" for the interval since startCPU, or "" when /proc
-// could not be read.
-func (m cpuMeter) since(wall time.Duration, cores int) string {
-	server, err1 := cpuTime(m.pid)
-	self, err2 := cpuTime("self")
-	if !m.ok || err1 != nil || err2 != nil {
-		return ""
+// read is the CPU time of each of the meter's processes and of the benchmark.
+func (m cpuMeter) read() (server []time.Duration, self time.Duration, ok bool) {
+	for _, pid := range m.pids {
+		d, err := cpuTime(pid)
+		if err != nil {
+			return nil, 0, false
+		}
+		server = append(server, d)
 	}
-	return fmt.Sprintf("%s / %s of %s (%d cores)", dur(server-m.server), dur(self-m.self), dur(wall*time.Duration(cores)), cores)
+	self, err := cpuTime("self")
+	return server, self, err == nil
 }
 
-// memory reads the server's resident set (VmRSS) and its peak (VmHWM).
-func memory(pid int, figure string, t *table) error {
+// since renders "server / benchmark of wall x cores" for the interval since startCPU, with one server
+// figure per process in the order given, or "" when /proc could not be read.
+func (m cpuMeter) since(wall time.Duration, cores int) string {
+	server, self, ok := m.read()
+	if !m.ok || !ok {
+		return ""
+	}
+	var parts []string
+	for i := range server {
+		parts = append(parts, dur(server[i]-m.server[i]))
+	}
+	return fmt.Sprintf("%s / %s of %s (%d cores)", strings.Join(parts, " / "), dur(self-m.self), dur(wall*time.Duration(cores)), cores)
+}
+
+// memory reads a server's resident set (VmRSS) and its peak (VmHWM); name is its name in the log.
+func memory(pid int, name, figure string, t *table) error {
 	kb, err := procStatus(pid)
 	if err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
 	mb := func(k string) float64 { return float64(kb[k]) / 1024 }
-	log.Printf("server memory: VmRSS %.0f MB (anon %.0f, file %.0f), VmHWM %.0f MB", mb("VmRSS"), mb("RssAnon"), mb("RssFile"), mb("VmHWM"))
+	log.Printf("%s memory: VmRSS %.0f MB (anon %.0f, file %.0f), VmHWM %.0f MB", name, mb("VmRSS"), mb("RssAnon"), mb("RssFile"), mb("VmHWM"))
 	t.add(figure, fmt.Sprintf("%.0f MB / %.0f MB (anon %.0f MB, file %.0f MB)", mb("VmRSS"), mb("VmHWM"), mb("RssAnon"), mb("RssFile")), "", true)
 	return nil
 }

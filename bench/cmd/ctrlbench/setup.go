@@ -20,7 +20,7 @@ import (
 
 // setup creates the Nodes, the Services and the pods with their statuses, then waits until the
 // EndpointSlices (and the Endpoints, if an Endpoints controller runs) show every pod ready.
-func setup(ctx context.Context, o options, cfg *rest.Config, srv *server, obs *observer, t *table) error {
+func setup(ctx context.Context, o options, cfg *rest.Config, cl *cluster, obs *observer, t *table) error {
 	l := obs.l
 	clients := make([]kubernetes.Interface, o.writers)
 	for i := range clients {
@@ -35,7 +35,7 @@ func setup(ctx context.Context, o options, cfg *rest.Config, srv *server, obs *o
 	if err != nil {
 		return err
 	}
-	base, err := scrape(ctx, metricsClient)
+	base, err := cl.scrape(ctx, metricsClient)
 	if err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func setup(ctx context.Context, o options, cfg *rest.Config, srv *server, obs *o
 	}
 	log.Printf("setup: %d nodes, then %s, %s, %s with %d writers", o.nodes, order[0].name, order[1].name, order[2].name, o.writers)
 	begin := time.Now()
-	cpu := startCPU(srv.cmd.Process.Pid)
+	cpu := cl.startCPU()
 	for _, p := range order {
 		if err := p.run(ctx, clients); err != nil {
 			return err
@@ -104,7 +104,7 @@ func setup(ctx context.Context, o options, cfg *rest.Config, srv *server, obs *o
 		t.add("setup: Endpoints objects", "none: no Endpoints controller in this build", "", true)
 	}
 	// Leftover work (re-syncs the controllers' own writes trigger) would delay the flips: wait for it.
-	idle, after, err := waitIdle(ctx, metricsClient, srv, 0, o.poll, o.quiet, o.settleTimeout)
+	idle, after, err := waitIdle(ctx, metricsClient, cl, 0, o.poll, o.quiet, o.settleTimeout)
 	if err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func setup(ctx context.Context, o options, cfg *rest.Config, srv *server, obs *o
 	total := reflected.Sub(begin)
 	t.add(fmt.Sprintf("setup total: %d Services, %d pods + statuses -> all reflected", o.services, l.pods()), dur(total), "", true)
 	if cpuUsed != "" {
-		t.add("  CPU used meanwhile: svcnet up / ctrlbench", cpuUsed, "", true)
+		t.add("  CPU used meanwhile: "+cl.cpuLabel(), cpuUsed, "", true)
 	}
 	t.add("  controller writes to endpointslices/endpoints during setup", after.describeWrites(base), "", true)
 	addQueueRows(t, "  during setup:", after, base)
