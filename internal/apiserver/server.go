@@ -61,6 +61,9 @@ type Config struct {
 	// AdvertiseAddress is the address the `kubernetes` Service's endpoints point at.
 	AdvertiseAddress string
 	WatchCache       bool
+	// FeatureGates are kube-apiserver's --feature-gates, "Name=true,Other=false", applied over
+	// svcnet's defaults (DefaultFeatureGates).
+	FeatureGates string
 	// Listener, when set, is used instead of binding BindAddress:Port (tests pass a :0 listener).
 	Listener net.Listener
 }
@@ -86,6 +89,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if len(c.EtcdServers) == 0 {
 		errs = append(errs, errors.New("--etcd-servers is required: the address of an etcd client URL, e.g. http://127.0.0.1:2379"))
+	}
+	if err := CheckFeatureGates(c.FeatureGates); err != nil {
+		errs = append(errs, err)
 	}
 	if net.ParseIP(c.BindAddress) == nil {
 		errs = append(errs, fmt.Errorf("--bind-address %q is not an IP address", c.BindAddress))
@@ -147,6 +153,9 @@ func (v effectiveVersion) Info() *apimachineryversion.Info {
 func New(cfg Config) (*Server, error) {
 	cfg.Default()
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := setFeatureGates(cfg.FeatureGates); err != nil {
 		return nil, err
 	}
 	gc := genericapiserver.NewRecommendedConfig(scheme.Codecs)

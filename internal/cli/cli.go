@@ -136,6 +136,7 @@ func upCmd(dir func() string) *cobra.Command {
 	f.StringVar(&c.ServiceCIDR, "service-cidr", "10.96.0.0/12", "ClusterIP range")
 	f.StringVar(&c.LoadBalancerPool, "load-balancer-pool", cluster.DefaultLoadBalancerPool, "addresses for LoadBalancer Services, announced on the node network (\"\": none, they stay pending)")
 	f.StringVar(&c.NodePortRange, "node-port-range", "30000-32767", "NodePort range")
+	f.StringVar(&c.FeatureGates, "feature-gates", "", "the API server's feature gates to set, as kube-apiserver's flag: comma-separated Name=true|false")
 	f.StringVar(&c.EtcdClientURL, "etcd-client-url", "http://127.0.0.1:0", "where the embedded etcd listens (port 0: any free port)")
 	return cmd
 }
@@ -177,6 +178,7 @@ func apiserverCmd() *cobra.Command {
 	f.StringVar(&c.NodePortRange, "service-node-port-range", "30000-32767", "NodePort range")
 	f.StringVar(&c.AdvertiseAddress, "advertise-address", "", "address published in the kubernetes Service's endpoints")
 	f.BoolVar(&c.WatchCache, "watch-cache", true, "serve lists and watches from memory")
+	f.StringVar(&c.FeatureGates, "feature-gates", "", "kube-apiserver feature gates to set, e.g. ListFromCacheSnapshot=true (comma-separated Name=true|false)")
 	return cmd
 }
 

@@ -41,6 +41,8 @@ type Config struct {
 	// LoadBalancerPool is where LoadBalancer Services get their addresses, announced by the
 	// nodes on the node network ("" gives none: such Services stay pending).
 	LoadBalancerPool string
+	// FeatureGates go to the API server (kube-apiserver's --feature-gates).
+	FeatureGates string
 }
 
 // DefaultLoadBalancerPool is the pool of DESIGN.md's address plan, on the node network.
@@ -109,6 +111,9 @@ func (c *Config) Validate() error {
 	if net.ParseIP(c.BindAddress) == nil {
 		errs = append(errs, fmt.Errorf("--bind-address %q: not an IP address", c.BindAddress))
 	}
+	if err := apiserver.CheckFeatureGates(c.FeatureGates); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -145,7 +150,7 @@ func Up(ctx context.Context, c Config, out io.Writer) error {
 	api, err := apiserver.New(apiserver.Config{
 		EtcdServers: []string{e.ClientURL}, BindAddress: c.BindAddress, Port: c.APIPort,
 		CertFile: files.ServerCert, KeyFile: files.ServerKey, TokenFile: files.Tokens,
-		ServiceCIDR: c.ServiceCIDR, NodePortRange: c.NodePortRange, WatchCache: true,
+		ServiceCIDR: c.ServiceCIDR, NodePortRange: c.NodePortRange, WatchCache: true, FeatureGates: c.FeatureGates,
 	})
 	if err != nil {
 		return err
