@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Control-plane benchmarks: builds svcnet once, then runs bench/cmd/apibench against it, which starts
-# `svcnet up --nodes 0` on a free loopback port in a temporary data dir and prints a table of
-# figure / measured / target. Extra arguments go to apibench, e.g.
+# `svcnet up --nodes 0` (with -split: `svcnet etcd` and `svcnet apiserver`, no controllers) on free
+# loopback ports in a temporary data dir and prints a table of figure / measured / target. Extra
+# arguments go to apibench, e.g.
 #   bench/apiserver.sh -services 2000 -cold-runs 2
+#   bench/apiserver.sh -split
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/svcnet-bench.XXXXXX")

@@ -8,8 +8,12 @@
 //  4. watch fan-out: latency from each write to its delivery at every one of W watchers.
 //
 // It starts `svcnet up --nodes 0` itself on a free loopback port in a temporary data dir, sends traffic
-// only to 127.0.0.1, and always stops the process it started (by its PID) and removes the dir. Progress
-// goes to stderr, the result table to stdout. Linux only (memory is read from /proc/PID/status).
+// only to 127.0.0.1, and always stops the processes it started (by their PIDs) and removes the dir.
+// Progress goes to stderr, the result table to stdout. Linux only (memory is read from /proc/PID/status).
+//
+// With -split, phases 2 to 4 run against `svcnet etcd` and `svcnet apiserver` as two processes, with no
+// controller manager: the API server's own figures, without the endpoint controllers' two writes per
+// Service create. Memory is then reported per process and as their sum. Cold start stays `svcnet up`.
 //
 //	go build -o /tmp/svcnet ./cmd/svcnet && go run ./bench/cmd/apibench -svcnet /tmp/svcnet
 //
@@ -44,6 +48,7 @@ type options struct {
 	events        int
 	rate          float64
 	protobuf      bool
+	split         bool
 	timeout       time.Duration
 }
 
@@ -59,6 +64,7 @@ func main() {
 	flag.IntVar(&o.events, "events", 200, "writes (half creates, half updates) observed by every watcher")
 	flag.Float64Var(&o.rate, "rate", 50, "writes per second in the watch phase")
 	flag.BoolVar(&o.protobuf, "protobuf", false, "clients speak protobuf, as Kubernetes components do, instead of client-go's default JSON")
+	flag.BoolVar(&o.split, "split", false, "run the load server (creates, memory, watch fan-out) as two processes, svcnet etcd and svcnet apiserver, with no controllers; cold start stays svcnet up")
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "limit for the whole run")
 	flag.Parse()
 	log.SetFlags(log.Lmicroseconds)
@@ -121,24 +127,25 @@ func run(ctx context.Context, o options, t *table) error {
 	if o.services == 0 && o.watchers == 0 {
 		return nil
 	}
-	s, err := start(bin, filepath.Join(root, "load"))
+	var l loadServer
+	defer l.stop()
+	cfg, err := l.start(ctx, bin, filepath.Join(root, "load"), o.split)
 	if err != nil {
 		return err
 	}
-	defer s.stop()
-	cfg, _, err := s.waitAPI(ctx, time.Minute)
-	if err != nil {
-		return err
-	}
-	log.Printf("load server: pid %d, %s", s.cmd.Process.Pid, cfg.Host)
 	if o.protobuf {
 		cfg.ContentType = "application/vnd.kubernetes.protobuf"
 	}
 	if o.services > 0 {
-		if err := creates(ctx, o, cfg, s.cmd.Process.Pid, t); err != nil {
+		if err := creates(ctx, o, cfg, &l, t); err != nil {
 			return fmt.Errorf("creates: %w", err)
 		}
-		if err := memory(s.cmd.Process.Pid, o.services, t); err != nil {
+		if o.split {
+			err = l.memorySplit(o.services, t)
+		} else {
+			err = memory(l.up.cmd.Process.Pid, o.services, t)
+		}
+		if err != nil {
 			return fmt.Errorf("memory: %w", err)
 		}
 	}

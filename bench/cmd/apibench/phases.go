@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,8 +69,8 @@ func coldStart(ctx context.Context, bin, root string, runs int, t *table) error 
 
 // creates has o.writers clients, each on its own connection, create o.services Services as fast as the
 // server answers, then checks that every ClusterIP and NodePort in the cluster is distinct.
-// It also reports the CPU time the server and the benchmark itself used meanwhile.
-func creates(ctx context.Context, o options, cfg *rest.Config, pid int, t *table) error {
+// It also reports the CPU time the server processes and the benchmark itself used meanwhile.
+func creates(ctx context.Context, o options, cfg *rest.Config, l *loadServer, t *table) error {
 	admin, err := newClient(cfg)
 	if err != nil {
 		return err
@@ -85,7 +86,7 @@ func creates(ctx context.Context, o options, cfg *rest.Config, pid int, t *table
 	lat := make([][]time.Duration, o.writers)
 	var wg sync.WaitGroup
 	log.Printf("creating %d Services with %d writers", o.services, o.writers)
-	serverCPU0, err1 := cpuTime(strconv.Itoa(pid))
+	serverCPU0, err1 := cpuTimes(l.pids())
 	selfCPU0, err2 := cpuTime("self")
 	begin := time.Now()
 	for w := range o.writers {
@@ -112,7 +113,7 @@ func creates(ctx context.Context, o options, cfg *rest.Config, pid int, t *table
 	}
 	wg.Wait()
 	wall := time.Since(begin)
-	serverCPU1, err3 := cpuTime(strconv.Itoa(pid))
+	serverCPU1, err3 := cpuTimes(l.pids())
 	selfCPU1, err4 := cpuTime("self")
 	var all []time.Duration
 	for _, l := range lat {
@@ -124,7 +125,11 @@ func creates(ctx context.Context, o options, cfg *rest.Config, pid int, t *table
 		fmt.Sprintf("%s (%.0f creates/s)", dur(wall), float64(len(all))/wall.Seconds()), "< 10s", wall < 10*time.Second && failed.Load() == 0)
 	t.add("  create latency p50 / p99 / max", dur(percentile(all, 0.5))+" / "+dur(percentile(all, 0.99))+" / "+dur(percentile(all, 1)), "", true)
 	if err := errors.Join(err1, err2, err3, err4); err == nil {
-		t.add("  CPU used meanwhile: svcnet up / apibench", fmt.Sprintf("%s / %s of %s (%d cores)", dur(serverCPU1-serverCPU0),
+		var used []string
+		for i := range serverCPU0 {
+			used = append(used, dur(serverCPU1[i]-serverCPU0[i]))
+		}
+		t.add("  CPU used meanwhile: "+l.cpuLabel(), fmt.Sprintf("%s / %s of %s (%d cores)", strings.Join(used, " / "),
 			dur(selfCPU1-selfCPU0), dur(wall*time.Duration(runtime.NumCPU())), runtime.NumCPU()), "", true)
 	}
 	if err := ctx.Err(); err != nil {

@@ -22,8 +22,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// server is one `svcnet up` process started by the benchmark.
+// server is one process started by the benchmark: `svcnet up`, or with -split `svcnet etcd` or
+// `svcnet apiserver`.
 type server struct {
+	name    string // in messages and table rows: "svcnet up", "etcd", "apiserver"
 	cmd     *exec.Cmd
 	data    string    // its --data-dir, fresh and empty at start
 	logFile string    // its stdout and stderr
@@ -39,8 +41,15 @@ func start(bin, dir string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{data: filepath.Join(dir, "data"), logFile: filepath.Join(dir, "svcnet.log"),
-		ready: make(chan time.Time, 1), exited: make(chan struct{})}
+	data := filepath.Join(dir, "data")
+	return launch("svcnet up", bin, data, filepath.Join(dir, "svcnet.log"), "ready",
+		"up", "--data-dir", data, "--bind-address", "127.0.0.1", "--port", strconv.Itoa(port), "--nodes", "0")
+}
+
+// launch execs bin with args, its stdout and stderr going to logFile, and marks in ready the first
+// stdout output that contains readyOn. data is the process's --data-dir, created if missing.
+func launch(name, bin, data, logFile, readyOn string, args ...string) (*server, error) {
+	s := &server{name: name, data: data, logFile: logFile, ready: make(chan time.Time, 1), exited: make(chan struct{})}
 	if err := os.MkdirAll(s.data, 0o700); err != nil {
 		return nil, err
 	}
@@ -48,9 +57,8 @@ func start(bin, dir string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, "up", "--data-dir", s.data, "--bind-address", "127.0.0.1",
-		"--port", strconv.Itoa(port), "--nodes", "0")
-	s.cmd.Stdout = &readyWriter{at: s.ready, out: logf}
+	s.cmd = exec.Command(bin, args...)
+	s.cmd.Stdout = &readyWriter{pattern: []byte(readyOn), at: s.ready, out: logf}
 	s.cmd.Stderr = logf
 	s.cmd.SysProcAttr = sysProcAttr()
 	s.cmd.WaitDelay = 5 * time.Second
@@ -84,7 +92,8 @@ func (s *server) stop() {
 }
 
 // waitAPI polls, every 5 ms for at most limit, until an authenticated GET /api/v1/namespaces/default
-// with the kubeconfig the server writes succeeds. It returns that config and when the GET returned.
+// with the kubeconfig in the data dir (written by `svcnet up`, or with -split by the benchmark)
+// succeeds. It returns that config and when the GET returned.
 func (s *server) waitAPI(ctx context.Context, limit time.Duration) (*rest.Config, time.Time, error) {
 	deadline := time.Now().Add(limit)
 	var cfg *rest.Config
@@ -93,7 +102,7 @@ func (s *server) waitAPI(ctx context.Context, limit time.Duration) (*rest.Config
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.exited:
-			return nil, time.Time{}, fmt.Errorf("svcnet up exited before serving (%v); its log ends:\n%s", s.waitErr, s.logTail())
+			return nil, time.Time{}, fmt.Errorf("%s exited before serving (%v); its log ends:\n%s", s.name, s.waitErr, s.logTail())
 		case <-ctx.Done():
 			return nil, time.Time{}, ctx.Err()
 		default:
@@ -123,6 +132,20 @@ func (s *server) waitAPI(ctx context.Context, limit time.Duration) (*rest.Config
 	return nil, time.Time{}, fmt.Errorf("no successful GET /api/v1/namespaces/default within %s: %v\n%s", limit, lastErr, s.logTail())
 }
 
+// waitReady waits, for at most limit, for the server's ready line.
+func (s *server) waitReady(ctx context.Context, limit time.Duration) error {
+	select {
+	case <-s.ready:
+		return nil
+	case <-s.exited:
+		return fmt.Errorf("%s exited before its ready line (%v); its log ends:\n%s", s.name, s.waitErr, s.logTail())
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(limit):
+		return fmt.Errorf("%s printed no ready line within %s; its log ends:\n%s", s.name, limit, s.logTail())
+	}
+}
+
 // logTail is the end of the server's log, for error messages.
 func (s *server) logTail() string {
 	b, _ := os.ReadFile(s.logFile)
@@ -149,13 +172,14 @@ func freePort() (int, error) {
 }
 
 // readyWriter copies the server's stdout to out and sends the time of the first output that contains
-// "ready".
+// pattern.
 type readyWriter struct {
-	mu    sync.Mutex
-	seen  []byte
-	found bool
-	at    chan<- time.Time
-	out   *os.File
+	mu      sync.Mutex
+	pattern []byte
+	seen    []byte
+	found   bool
+	at      chan<- time.Time
+	out     *os.File
 }
 
 func (w *readyWriter) Write(p []byte) (int, error) {
@@ -164,7 +188,7 @@ func (w *readyWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	if !w.found {
 		w.seen = append(w.seen, p...)
-		if bytes.Contains(w.seen, []byte("ready")) {
+		if bytes.Contains(w.seen, w.pattern) {
 			w.found, w.seen = true, nil
 			w.at <- now
 		}
@@ -210,4 +234,17 @@ func cpuTime(pid string) (time.Duration, error) {
 		return 0, fmt.Errorf("/proc/%s/stat: bad utime or stime", pid)
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+// cpuTimes is cpuTime of each of pids, in order.
+func cpuTimes(pids []int) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, pid := range pids {
+		d, err := cpuTime(strconv.Itoa(pid))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
