@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"reflect"
 	"strconv"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -25,7 +24,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -35,6 +33,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/svcnet/svcnet/internal/controller/worker"
 )
 
 // maxRetries bounds how often one Deployment is retried before it waits for its next event.
@@ -75,30 +75,21 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory) *
 	}
 	c.recorder = c.broadcast.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "deployment-controller"})
 	c.synced = []cache.InformerSynced{
-		mustRegister(dInf.Informer(), cache.ResourceEventHandlerFuncs{
+		worker.Register("deployment", dInf.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.enqueue,
 			UpdateFunc: func(_, cur interface{}) { c.enqueue(cur) },
 			DeleteFunc: c.enqueue,
 		}),
-		mustRegister(rsInf.Informer(), cache.ResourceEventHandlerFuncs{
+		worker.Register("deployment", rsInf.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.addRS,
 			UpdateFunc: c.updateRS,
 			DeleteFunc: c.deleteRS,
 		}),
-		mustRegister(podInf.Informer(), cache.ResourceEventHandlerFuncs{
+		worker.Register("deployment", podInf.Informer(), cache.ResourceEventHandlerFuncs{
 			DeleteFunc: c.deletePod,
 		}),
 	}
 	return c
-}
-
-func mustRegister(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) cache.InformerSynced {
-	reg, err := inf.AddEventHandler(h)
-	if err != nil {
-		// Only fails on a stopped informer: the factory was shut down before New.
-		panic(fmt.Sprintf("deployment controller: register handler: %v", err))
-	}
-	return reg.HasSynced
 }
 
 // Run syncs Deployments with the given number of workers until ctx ends.
@@ -114,45 +105,9 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		return
 	}
 	slog.Info("deployment controller started", "workers", workers)
-	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			wait.UntilWithContext(ctx, func(ctx context.Context) {
-				for c.next(ctx) {
-				}
-			}, time.Second)
-		}()
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.sync(ctx, key)
-	switch {
-	case err != nil && ctx.Err() != nil:
-	case err == nil:
-		c.queue.Forget(key)
-	case c.queue.NumRequeues(key) < maxRetries:
-		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
-			slog.Debug("deployment sync raced, retrying", "deployment", key, "err", err)
-		} else {
-			slog.Warn("deployment sync failed, retrying", "deployment", key, "err", err)
-		}
-		c.queue.AddRateLimited(key)
-	default:
-		slog.Error("deployment sync failed, dropping until its next change", "deployment", key, "err", err)
-		c.queue.Forget(key)
-	}
-	return true
+	worker.Run(ctx, workers, c.queue, c.sync, worker.Options[string]{
+		Name: "deployment sync", KeyAttr: "deployment", MaxRetries: maxRetries, Raced: worker.Conflict,
+	})
 }
 
 func (c *Controller) enqueue(obj interface{}) {

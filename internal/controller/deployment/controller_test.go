@@ -6,9 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -17,13 +15,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
+	"k8s.io/kubectl/pkg/util/podutils"
 	"k8s.io/utils/ptr"
 
+	"github.com/svcnet/svcnet/internal/controller/controllertest"
 	"github.com/svcnet/svcnet/internal/controller/deployment"
 	"github.com/svcnet/svcnet/internal/controller/replicaset"
 	"github.com/svcnet/svcnet/internal/testenv"
@@ -32,84 +31,9 @@ import (
 // start runs the Deployment and ReplicaSet controllers on one informer factory until the test ends.
 func start(t *testing.T, env *testenv.Env) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	factory := informers.NewSharedInformerFactory(env.Client, 0)
-	dc := deployment.New(env.Client, factory)
-	rc := replicaset.New(env.Client, factory)
-	done := make(chan struct{}, 2)
-	go func() { dc.Run(ctx, 2); done <- struct{}{} }()
-	go func() { rc.Run(ctx, 2); done <- struct{}{} }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		<-done
-		factory.Shutdown()
+	controllertest.Start(t, env.Client, func(f informers.SharedInformerFactory) []controllertest.Runner {
+		return []controllertest.Runner{deployment.New(env.Client, f), replicaset.New(env.Client, f)}
 	})
-}
-
-func namespace(t *testing.T, c kubernetes.Interface, name string) {
-	t.Helper()
-	_, err := c.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-var podIP atomic.Int32
-
-// markReady plays the kubelet: every pod of ns that is not being deleted and not yet ready becomes
-// Running and Ready with a pod IP.
-func markReady(t *testing.T, c kubernetes.Interface, ns string) {
-	t.Helper()
-	ctx := context.Background()
-	l, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range l.Items {
-		if p.DeletionTimestamp != nil || isReady(&p) {
-			continue
-		}
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cur, err := c.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			n := podIP.Add(1)
-			ip := fmt.Sprintf("10.244.%d.%d", n/250, n%250+1)
-			cur.Status.Phase = corev1.PodRunning
-			cur.Status.PodIP, cur.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
-			cur.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}
-			_, err = c.CoreV1().Pods(ns).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
-			return err
-		})
-		if err != nil && !strings.Contains(err.Error(), "not found") {
-			t.Fatalf("mark %s ready: %v", p.Name, err)
-		}
-	}
-}
-
-func isReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
-// eventually polls cond until it holds; on timeout it fails with cond's last description.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	var last string
-	err := wait.PollUntilContextTimeout(context.Background(), 25*time.Millisecond, 90*time.Second, true, func(context.Context) (bool, error) {
-		var ok bool
-		ok, last = cond()
-		return ok, nil
-	})
-	if err != nil {
-		t.Fatalf("%s: timed out; last state: %s", what, last)
-	}
 }
 
 func newDeployment(name string, replicas int32, image string) *appsv1.Deployment {
@@ -225,7 +149,7 @@ func TestRollingUpdate(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{})
 	start(t, env)
 	c, ctx, ns := env.Client, context.Background(), "deploy-rolling"
-	namespace(t, c, ns)
+	controllertest.Namespace(t, c, ns)
 	d := newDeployment("web", 3, "img:v1")
 	d.Spec.RevisionHistoryLimit = ptr.To(int32(1))
 	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
@@ -235,7 +159,7 @@ func TestRollingUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	eventually(t, "first replicaset and pods", func() (bool, string) {
+	controllertest.Eventually(t, "first replicaset and pods", func() (bool, string) {
 		rss := replicaSets(t, c, ns)
 		pods := livePods(t, c, ns)
 		return len(rss) == 1 && len(pods) == 3, fmt.Sprintf("%d replicasets, %d pods", len(rss), len(pods))
@@ -264,8 +188,8 @@ func TestRollingUpdate(t *testing.T) {
 		t.Errorf("rollout status done before any pod is ready: %s", msg)
 	}
 
-	eventually(t, "first rollout complete", func() (bool, string) {
-		markReady(t, c, ns)
+	controllertest.Eventually(t, "first rollout complete", func() (bool, string) {
+		controllertest.MarkReady(t, c, ns)
 		d := getD(t, c, ns, "web")
 		return complete(d), statusLine(d)
 	})
@@ -280,8 +204,8 @@ func TestRollingUpdate(t *testing.T) {
 	for i, image := range []string{"img:v2", "img:v3"} {
 		setImage(t, c, ns, "web", image)
 		maxTotal := int32(0)
-		eventually(t, "rollout to "+image, func() (bool, string) {
-			markReady(t, c, ns)
+		controllertest.Eventually(t, "rollout to "+image, func() (bool, string) {
+			controllertest.MarkReady(t, c, ns)
 			var total int32
 			for _, rs := range replicaSets(t, c, ns) {
 				total += *rs.Spec.Replicas
@@ -292,7 +216,7 @@ func TestRollingUpdate(t *testing.T) {
 			}
 			ready := 0
 			for _, p := range livePods(t, c, ns) {
-				if isReady(&p) {
+				if podutils.IsPodReady(&p) {
 					ready++
 				}
 			}
@@ -305,7 +229,7 @@ func TestRollingUpdate(t *testing.T) {
 		if maxTotal != 4 {
 			t.Errorf("rollout never used its surge: max %d pods asked", maxTotal)
 		}
-		eventually(t, "old pods gone", func() (bool, string) {
+		controllertest.Eventually(t, "old pods gone", func() (bool, string) {
 			var images []string
 			for _, p := range livePods(t, c, ns) {
 				images = append(images, p.Spec.Containers[0].Image)
@@ -314,7 +238,7 @@ func TestRollingUpdate(t *testing.T) {
 		})
 	}
 	// revisionHistoryLimit 1: v3 (new) and v2 (one old) remain, v1 is deleted.
-	eventually(t, "history cleaned", func() (bool, string) {
+	controllertest.Eventually(t, "history cleaned", func() (bool, string) {
 		var got []string
 		for _, rs := range replicaSets(t, c, ns) {
 			got = append(got, fmt.Sprintf("%s=%d", rs.Spec.Template.Spec.Containers[0].Image, *rs.Spec.Replicas))
@@ -329,7 +253,7 @@ func TestScale(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{})
 	start(t, env)
 	c, ctx, ns := env.Client, context.Background(), "deploy-scale"
-	namespace(t, c, ns)
+	controllertest.Namespace(t, c, ns)
 	if _, err := c.AppsV1().Deployments(ns).Create(ctx, newDeployment("web", 2, "img:v1"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -346,8 +270,8 @@ func TestScale(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, fmt.Sprintf("scaled to %d", n), func() (bool, string) {
-			markReady(t, c, ns)
+		controllertest.Eventually(t, fmt.Sprintf("scaled to %d", n), func() (bool, string) {
+			controllertest.MarkReady(t, c, ns)
 			d := getD(t, c, ns, "web")
 			rss := replicaSets(t, c, ns)
 			if len(rss) != 1 {
@@ -367,19 +291,19 @@ func TestRecreate(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{})
 	start(t, env)
 	c, ctx, ns := env.Client, context.Background(), "deploy-recreate"
-	namespace(t, c, ns)
+	controllertest.Namespace(t, c, ns)
 	d := newDeployment("web", 3, "img:v1")
 	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
 	if _, err := c.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "first rollout", func() (bool, string) {
-		markReady(t, c, ns)
+	controllertest.Eventually(t, "first rollout", func() (bool, string) {
+		controllertest.MarkReady(t, c, ns)
 		d := getD(t, c, ns, "web")
 		return complete(d), statusLine(d)
 	})
 	setImage(t, c, ns, "web", "img:v2")
-	eventually(t, "recreated", func() (bool, string) {
+	controllertest.Eventually(t, "recreated", func() (bool, string) {
 		images := map[string]int{}
 		for _, p := range livePods(t, c, ns) {
 			images[p.Spec.Containers[0].Image]++
@@ -387,7 +311,7 @@ func TestRecreate(t *testing.T) {
 		if images["img:v1"] > 0 && images["img:v2"] > 0 {
 			t.Errorf("old and new pods at once: %v", images)
 		}
-		markReady(t, c, ns)
+		controllertest.MarkReady(t, c, ns)
 		d := getD(t, c, ns, "web")
 		return complete(d) && images["img:v2"] == 3, statusLine(d)
 	})
@@ -398,12 +322,12 @@ func TestPaused(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{})
 	start(t, env)
 	c, ctx, ns := env.Client, context.Background(), "deploy-paused"
-	namespace(t, c, ns)
+	controllertest.Namespace(t, c, ns)
 	if _, err := c.AppsV1().Deployments(ns).Create(ctx, newDeployment("web", 2, "img:v1"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "first rollout", func() (bool, string) {
-		markReady(t, c, ns)
+	controllertest.Eventually(t, "first rollout", func() (bool, string) {
+		controllertest.MarkReady(t, c, ns)
 		d := getD(t, c, ns, "web")
 		return complete(d), statusLine(d)
 	})
@@ -420,7 +344,7 @@ func TestPaused(t *testing.T) {
 	}
 	setPaused(true)
 	setImage(t, c, ns, "web", "img:v2")
-	eventually(t, "paused condition", func() (bool, string) {
+	controllertest.Eventually(t, "paused condition", func() (bool, string) {
 		d := getD(t, c, ns, "web")
 		return d.Status.ObservedGeneration == d.Generation && condition(d, appsv1.DeploymentProgressing) == "Unknown/DeploymentPaused",
 			statusLine(d)
@@ -429,8 +353,8 @@ func TestPaused(t *testing.T) {
 		t.Fatalf("paused deployment created a replicaset: %d", len(rss))
 	}
 	setPaused(false)
-	eventually(t, "rolled out after resume", func() (bool, string) {
-		markReady(t, c, ns)
+	controllertest.Eventually(t, "rolled out after resume", func() (bool, string) {
+		controllertest.MarkReady(t, c, ns)
 		d := getD(t, c, ns, "web")
 		images := []string{}
 		for _, p := range livePods(t, c, ns) {

@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -26,6 +24,7 @@ import (
 	endpointsliceutil "k8s.io/endpointslice/util"
 
 	"github.com/svcnet/svcnet/internal/controller/labelindex"
+	"github.com/svcnet/svcnet/internal/controller/worker"
 )
 
 // maxRetries bounds how often one Service is retried before it is dropped (until its next event).
@@ -51,7 +50,8 @@ type Controller struct {
 	broadcast record.EventBroadcaster
 	recorder  record.EventRecorder
 
-	// onSynced, when set (by tests), is called after every sync of a key.
+	// onSynced, when set (by tests), is called after every sync of a key, once the queue is done
+	// with it.
 	onSynced func(key string, err error)
 }
 
@@ -85,34 +85,23 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory) *
 	// Informer handlers are registered here, before the factory starts, so the initial list reaches
 	// them as add events and every Service gets its first sync.
 	c.synced = []cache.InformerSynced{
-		mustRegister(svcInf.Informer(), cache.ResourceEventHandlerFuncs{
+		worker.Register("endpoints", svcInf.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.enqueueService,
 			UpdateFunc: func(_, cur interface{}) { c.enqueueService(cur) },
 			DeleteFunc: c.enqueueService,
 		}),
-		mustRegister(podInf.Informer(), cache.ResourceEventHandlerFuncs{
+		worker.Register("endpoints", podInf.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj interface{}) { c.onPodChange(nil, obj) },
 			UpdateFunc: c.onPodChange,
 			DeleteFunc: func(obj interface{}) { c.onPodChange(obj, nil) },
 		}),
-		mustRegister(epInf.Informer(), cache.ResourceEventHandlerFuncs{
+		worker.Register("endpoints", epInf.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.onEndpoints,
 			UpdateFunc: func(_, cur interface{}) { c.onEndpoints(cur) },
 			DeleteFunc: c.onEndpoints,
 		}),
 	}
 	return c
-}
-
-// mustRegister adds handlers and returns the registration's HasSynced, which (unlike the informer's)
-// turns true only once the initial list has been delivered to these handlers.
-func mustRegister(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) cache.InformerSynced {
-	reg, err := inf.AddEventHandler(h)
-	if err != nil {
-		// Only fails on a stopped informer, which means the factory was shut down before New.
-		panic(fmt.Sprintf("endpoints controller: register handler: %v", err))
-	}
-	return reg.HasSynced
 }
 
 // Run syncs Endpoints with the given number of workers until ctx ends.
@@ -130,14 +119,11 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		return
 	}
 	slog.Info("endpoints controller started", "workers", workers)
-	for i := 0; i < workers; i++ {
-		go wait.UntilWithContext(ctx, func(ctx context.Context) {
-			for c.next(ctx) {
-			}
-		}, time.Second)
-	}
 	c.enqueueLeftovers()
-	<-ctx.Done()
+	worker.Run(ctx, workers, c.queue, c.sync, worker.Options[string]{
+		Name: "endpoints sync", KeyAttr: "service", MaxRetries: maxRetries,
+		GiveUp: "dropping service until its next change", Raced: expectedRace, Finished: c.onSynced,
+	})
 }
 
 // enqueueLeftovers queues every stored Endpoints object once at start, as kube does: those whose
@@ -197,36 +183,9 @@ func (c *Controller) onEndpoints(obj interface{}) {
 	c.queue.Add(key)
 }
 
-func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.sync(ctx, key)
-	if c.onSynced != nil {
-		c.onSynced(key, err)
-	}
-	switch {
-	case err == nil:
-		c.queue.Forget(key)
-	case c.queue.NumRequeues(key) < maxRetries:
-		if expectedRace(err) {
-			slog.Debug("endpoints sync raced, retrying", "service", key, "err", err)
-		} else {
-			slog.Warn("endpoints sync failed, retrying", "service", key, "err", err)
-		}
-		c.queue.AddRateLimited(key)
-	default:
-		slog.Error("endpoints sync failed, dropping service until its next change", "service", key, "err", err)
-		c.queue.Forget(key)
-	}
-	return true
-}
-
 // expectedRace tells apart the failures that only mean the cache was behind the API server.
 func expectedRace(err error) bool {
-	return errors.Is(err, errStaleCache) || apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
+	return errors.Is(err, errStaleCache) || worker.Conflict(err)
 }
 
 // sync brings the Endpoints of the Service named by key in line with Desired.

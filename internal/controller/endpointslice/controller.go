@@ -8,7 +8,6 @@ package endpointslice
 import (
 	"context"
 	"fmt"
-	"log/slog"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -30,10 +29,16 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/svcnet/svcnet/internal/controller/labelindex"
+	"github.com/svcnet/svcnet/internal/controller/worker"
 )
 
 // ControllerName is the managed-by label value of the slices this controller owns, as in kube.
 const ControllerName = "endpointslice-controller.k8s.io"
+
+// maxRetries bounds how often one Service is retried before it is dropped until its next change.
+// Every failure is logged as a warning: unlike the Endpoints controller, conflicts are not told
+// apart.
+const maxRetries = 15
 
 // Controller keeps EndpointSlices in step with Services and pods.
 type Controller struct {
@@ -156,31 +161,10 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		return
 	}
-	for i := 0; i < workers; i++ {
-		go func() {
-			for c.next(ctx) {
-			}
-		}()
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		if c.queue.NumRequeues(key) < 15 {
-			slog.Warn("endpointslice sync failed, retrying", "service", key, "err", err)
-			c.queue.AddRateLimited(key)
-			return true
-		}
-		slog.Error("endpointslice sync failed, giving up until the next change", "service", key, "err", err)
-	}
-	c.queue.Forget(key)
-	return true
+	worker.Run(ctx, workers, c.queue, c.sync, worker.Options[string]{
+		Name: "endpointslice sync", KeyAttr: "service", MaxRetries: maxRetries,
+		GiveUp: "giving up until the next change",
+	})
 }
 
 // sync reconciles one Service's slices.

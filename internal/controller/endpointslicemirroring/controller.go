@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +29,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -43,6 +41,7 @@ import (
 	endpointsliceutil "k8s.io/endpointslice/util"
 
 	"github.com/svcnet/svcnet/internal/controller/labelindex"
+	"github.com/svcnet/svcnet/internal/controller/worker"
 )
 
 const (
@@ -162,49 +161,34 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		return
 	}
 	c.log.Info("controller started", "workers", workers, "maxEndpointsPerSubset", c.maxEndpointsPerSubset)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			wait.UntilWithContext(ctx, func(ctx context.Context) {
-				for c.processNext(ctx) {
-				}
-			}, time.Second)
-		})
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
+	worker.Run(ctx, workers, c.queue, c.countedSync, c.queueOptions())
 	c.log.Info("controller stopped")
 }
 
+// processNext syncs the next key; false once the queue is shut down or ctx has ended.
 func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
+	return worker.Process(ctx, c.queue, c.countedSync, c.queueOptions())
+}
+
+// queueOptions is the retry policy: failures are retried, logged at Info, until maxRetries.
+func (c *Controller) queueOptions() worker.Options[string] {
+	return worker.Options[string]{
+		Name: "mirror endpoints", KeyAttr: "key", MaxRetries: maxRetries, GiveUp: "dropped until its next change",
+		RetryLevel: slog.LevelInfo, Logger: c.log, Finished: c.finished,
 	}
+}
+
+// countedSync is sync, counted in busy until the queue is done with the key (finished).
+func (c *Controller) countedSync(ctx context.Context, key string) error {
 	c.busy.Add(1)
-	defer c.busy.Add(-1)
-	defer c.queue.Done(key)
-	err := c.sync(ctx, key)
-	c.handleErr(key, err)
+	return c.sync(ctx, key)
+}
+
+func (c *Controller) finished(key string, err error) {
 	if c.afterSync != nil {
 		c.afterSync(key, err)
 	}
-	return true
-}
-
-func (c *Controller) handleErr(key string, err error) {
-	if err == nil {
-		c.queue.Forget(key)
-		return
-	}
-	if c.queue.NumRequeues(key) < maxRetries {
-		c.log.Info("mirror endpoints failed, retrying", "key", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return
-	}
-	c.log.Error("mirror endpoints failed, dropped until its next change", "key", key, "err", err)
-	c.queue.Forget(key)
+	c.busy.Add(-1)
 }
 
 // sync brings the mirrored slices of one Endpoints ("namespace/name") in line with it.
@@ -247,7 +231,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return nil
 	}
 	if err := c.apply(ctx, ep, p); err != nil {
-		return err // handleErr logs it
+		return err // the worker logs it
 	}
 	c.log.Info("mirrored endpoints", "key", key, "created", len(p.create), "updated", len(p.update), "deleted", len(p.delete))
 	c.report(ep, p)

@@ -9,14 +9,12 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -26,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/svcnet/svcnet/internal/controller/worker"
 	"github.com/svcnet/svcnet/internal/lbpool"
 )
 
@@ -67,7 +66,8 @@ type Controller struct {
 	// still holds that version it is known to be older than the API.
 	staleRV map[string]string
 
-	// onSynced, when set (by tests), is called after every sync of a key.
+	// onSynced, when set (by tests), is called after every sync of a key, once the queue is done
+	// with it.
 	onSynced func(key string, err error)
 }
 
@@ -92,16 +92,11 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, p
 	c.staleRV = map[string]string{}
 	// Registered before the factory starts, so the initial list arrives as add events and every
 	// Service is synced once after start, which repairs anything that changed while we were down.
-	reg, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	c.synced = worker.Register("loadbalancer", svcInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
 		UpdateFunc: func(_, cur interface{}) { c.enqueue(cur) },
 		DeleteFunc: c.enqueue,
 	})
-	if err != nil {
-		// Only fails on a stopped informer, which means the factory was shut down before New.
-		panic(fmt.Sprintf("loadbalancer controller: register handler: %v", err))
-	}
-	c.synced = reg.HasSynced
 	return c
 }
 
@@ -131,20 +126,10 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		return
 	}
 	slog.Info("loadbalancer controller started", "pool", c.pool.String(), "inUse", len(c.owners), "workers", workers)
-	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			wait.UntilWithContext(ctx, func(ctx context.Context) {
-				for c.next(ctx) {
-				}
-			}, time.Second)
-		}()
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
+	worker.Run(ctx, workers, c.queue, c.sync, worker.Options[string]{
+		Name: "loadbalancer sync", KeyAttr: "service", MaxRetries: maxRetries,
+		GiveUp: "dropping service until its next change", Raced: raced, Finished: c.onSynced,
+	})
 }
 
 // fill records the pool addresses every stored status shows. When two Services show the same
@@ -197,35 +182,9 @@ func (c *Controller) enqueue(obj interface{}) {
 	c.queue.Add(key)
 }
 
-func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if ctx.Err() != nil {
-		return false
-	}
-	err := c.sync(ctx, key)
-	if c.onSynced != nil {
-		c.onSynced(key, err)
-	}
-	switch {
-	case err == nil:
-		c.queue.Forget(key)
-	case c.queue.NumRequeues(key) < maxRetries:
-		if errors.Is(err, errStaleCache) || apierrors.IsConflict(err) {
-			// The cache is behind the API; the retry re-reads it.
-			slog.Debug("loadbalancer sync raced, retrying", "service", key, "err", err)
-		} else {
-			slog.Warn("loadbalancer sync failed, retrying", "service", key, "err", err)
-		}
-		c.queue.AddRateLimited(key)
-	default:
-		slog.Error("loadbalancer sync failed, dropping service until its next change", "service", key, "err", err)
-		c.queue.Forget(key)
-	}
-	return true
+// raced tells the failures that only mean the cache is behind the API; the retry re-reads it.
+func raced(err error) bool {
+	return errors.Is(err, errStaleCache) || apierrors.IsConflict(err)
 }
 
 // sync applies Decide to the Service named by key.

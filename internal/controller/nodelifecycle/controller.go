@@ -30,6 +30,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/svcnet/svcnet/internal/controller/worker"
 )
 
 // podNodeIndex indexes pods by spec.nodeName (the name kube's controllers use for it).
@@ -142,29 +144,9 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		return
 	}
-	for i := 0; i < workers; i++ {
-		go func() {
-			for c.next(ctx) {
-			}
-		}()
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	name, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(name)
-	if err := c.sync(ctx, name); err != nil {
-		// Never give up: a node left half-marked would keep serving traffic from a dead agent.
-		slog.Warn("node lifecycle sync failed, retrying", "node", name, "err", err)
-		c.queue.AddRateLimited(name)
-		return true
-	}
-	c.queue.Forget(name)
-	return true
+	// Never give up (MaxRetries 0): a node left half-marked would keep serving traffic from a
+	// dead agent.
+	worker.Run(ctx, workers, c.queue, c.sync, worker.Options[string]{Name: "node lifecycle sync", KeyAttr: "node"})
 }
 
 // sync judges one node and applies the verdict: status, then taints, then its pods.

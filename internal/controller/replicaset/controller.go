@@ -22,7 +22,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -34,6 +33,7 @@ import (
 	"k8s.io/kubectl/pkg/util/podutils"
 
 	"github.com/svcnet/svcnet/internal/controller/podclaim"
+	"github.com/svcnet/svcnet/internal/controller/worker"
 )
 
 const (
@@ -95,12 +95,12 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory) *
 	c.rsIndex = rsInf.Informer().GetIndexer()
 	c.podIndex = podInf.Informer().GetIndexer()
 	c.synced = []cache.InformerSynced{
-		mustRegister(rsInf.Informer(), cache.ResourceEventHandlerFuncs{
+		worker.Register("replicaset", rsInf.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.addRS,
 			UpdateFunc: c.updateRS,
 			DeleteFunc: c.deleteRS,
 		}),
-		mustRegister(podInf.Informer(), cache.ResourceEventHandlerFuncs{
+		worker.Register("replicaset", podInf.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.addPod,
 			UpdateFunc: c.updatePod,
 			DeleteFunc: c.deletePod,
@@ -142,17 +142,6 @@ func addRSControllerUIDIndexer(inf cache.SharedIndexInformer) error {
 	}})
 }
 
-// mustRegister adds handlers and returns the registration's HasSynced, which turns true only once
-// the initial list has been delivered to these handlers.
-func mustRegister(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) cache.InformerSynced {
-	reg, err := inf.AddEventHandler(h)
-	if err != nil {
-		// Only fails on a stopped informer: the factory was shut down before New.
-		panic(fmt.Sprintf("replicaset controller: register handler: %v", err))
-	}
-	return reg.HasSynced
-}
-
 // Run syncs ReplicaSets with the given number of workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
 	defer c.queue.ShutDown()
@@ -166,46 +155,9 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		return
 	}
 	slog.Info("replicaset controller started", "workers", workers)
-	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			wait.UntilWithContext(ctx, func(ctx context.Context) {
-				for c.next(ctx) {
-				}
-			}, time.Second)
-		}()
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.sync(ctx, key)
-	switch {
-	case err != nil && ctx.Err() != nil:
-		// Shutting down: the failure is the cancellation, not worth a log line.
-	case err == nil:
-		c.queue.Forget(key)
-	case c.queue.NumRequeues(key) < maxRetries:
-		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
-			slog.Debug("replicaset sync raced, retrying", "replicaSet", key, "err", err)
-		} else {
-			slog.Warn("replicaset sync failed, retrying", "replicaSet", key, "err", err)
-		}
-		c.queue.AddRateLimited(key)
-	default:
-		slog.Error("replicaset sync failed, dropping until its next change", "replicaSet", key, "err", err)
-		c.queue.Forget(key)
-	}
-	return true
+	worker.Run(ctx, workers, c.queue, c.sync, worker.Options[string]{
+		Name: "replicaset sync", KeyAttr: "replicaSet", MaxRetries: maxRetries, Raced: worker.Conflict,
+	})
 }
 
 func keyOf(ns, name string) string { return ns + "/" + name }

@@ -6,19 +6,17 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
+	"github.com/svcnet/svcnet/internal/controller/controllertest"
 	"github.com/svcnet/svcnet/internal/controller/replicaset"
 	"github.com/svcnet/svcnet/internal/testenv"
 )
@@ -26,85 +24,9 @@ import (
 // start runs the ReplicaSet controller with its own informers until the test ends.
 func start(t *testing.T, env *testenv.Env) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	factory := informers.NewSharedInformerFactory(env.Client, 0)
-	c := replicaset.New(env.Client, factory)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Run(ctx, 2)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		factory.Shutdown()
+	controllertest.Start(t, env.Client, func(f informers.SharedInformerFactory) []controllertest.Runner {
+		return []controllertest.Runner{replicaset.New(env.Client, f)}
 	})
-}
-
-func namespace(t *testing.T, c kubernetes.Interface, name string) {
-	t.Helper()
-	_, err := c.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-var podIP atomic.Int32
-
-// markReady plays the kubelet: every pod of ns that is not being deleted and not yet ready becomes
-// Running and Ready with a pod IP. skip names pods to leave alone.
-func markReady(t *testing.T, c kubernetes.Interface, ns string, skip ...string) {
-	t.Helper()
-	ctx := context.Background()
-	l, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range l.Items {
-		if p.DeletionTimestamp != nil || isReady(&p) || slices.Contains(skip, p.Name) {
-			continue
-		}
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cur, err := c.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			n := podIP.Add(1)
-			ip := fmt.Sprintf("10.244.%d.%d", n/250, n%250+1)
-			cur.Status.Phase = corev1.PodRunning
-			cur.Status.PodIP, cur.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
-			cur.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue,
-				LastTransitionTime: metav1.Now()}}
-			_, err = c.CoreV1().Pods(ns).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
-			return err
-		})
-		if err != nil && !strings.Contains(err.Error(), "not found") {
-			t.Fatalf("mark %s ready: %v", p.Name, err)
-		}
-	}
-}
-
-func isReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
-// eventually polls cond until it holds; on timeout it fails with cond's last description.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	var last string
-	err := wait.PollUntilContextTimeout(context.Background(), 25*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
-		var ok bool
-		ok, last = cond()
-		return ok, nil
-	})
-	if err != nil {
-		t.Fatalf("%s: timed out; last state: %s", what, last)
-	}
 }
 
 // livePods are the pods of ns that are not being deleted, sorted by name.
@@ -180,12 +102,12 @@ func TestCreatesPodsAndReplacesDeleted(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{})
 	start(t, env)
 	c, ctx, ns := env.Client, context.Background(), "rs-basic"
-	namespace(t, c, ns)
+	controllertest.Namespace(t, c, ns)
 	rs, err := c.AppsV1().ReplicaSets(ns).Create(ctx, newRS("web", 3), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "3 pods", func() (bool, string) {
+	controllertest.Eventually(t, "3 pods", func() (bool, string) {
 		pods := livePods(t, c, ns)
 		return len(pods) == 3, fmt.Sprint(names(pods))
 	})
@@ -202,13 +124,13 @@ func TestCreatesPodsAndReplacesDeleted(t *testing.T) {
 			t.Errorf("pod %s owner %+v", p.Name, p.OwnerReferences)
 		}
 	}
-	eventually(t, "status before readiness", func() (bool, string) {
+	controllertest.Eventually(t, "status before readiness", func() (bool, string) {
 		st := getRS(t, c, ns, "web").Status
 		return st.Replicas == 3 && st.FullyLabeledReplicas == 3 && st.ReadyReplicas == 0 && st.ObservedGeneration == 1 &&
 			ptr.Deref(st.TerminatingReplicas, -1) == 0, fmt.Sprintf("%+v", st)
 	})
-	markReady(t, c, ns)
-	eventually(t, "ready status", func() (bool, string) {
+	controllertest.MarkReady(t, c, ns)
+	controllertest.Eventually(t, "ready status", func() (bool, string) {
 		st := getRS(t, c, ns, "web").Status
 		return st.ReadyReplicas == 3 && st.AvailableReplicas == 3, fmt.Sprintf("%+v", st)
 	})
@@ -217,11 +139,11 @@ func TestCreatesPodsAndReplacesDeleted(t *testing.T) {
 	if err := c.CoreV1().Pods(ns).Delete(ctx, victim, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "replacement", func() (bool, string) {
+	controllertest.Eventually(t, "replacement", func() (bool, string) {
 		pods := livePods(t, c, ns)
 		return len(pods) == 3 && !slices.Contains(names(pods), victim), fmt.Sprint(names(pods))
 	})
-	eventually(t, "status after replacement", func() (bool, string) {
+	controllertest.Eventually(t, "status after replacement", func() (bool, string) {
 		st := getRS(t, c, ns, "web").Status
 		return st.Replicas == 3 && st.ReadyReplicas == 2, fmt.Sprintf("%+v", st)
 	})
@@ -232,38 +154,38 @@ func TestScaleDownPicksPods(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{})
 	start(t, env)
 	c, ctx, ns := env.Client, context.Background(), "rs-scale"
-	namespace(t, c, ns)
+	controllertest.Namespace(t, c, ns)
 	if _, err := c.AppsV1().ReplicaSets(ns).Create(ctx, newRS("web", 4), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "4 pods", func() (bool, string) {
+	controllertest.Eventually(t, "4 pods", func() (bool, string) {
 		pods := livePods(t, c, ns)
 		return len(pods) == 4, fmt.Sprint(names(pods))
 	})
 	pods := names(livePods(t, c, ns))
 	notReady := pods[2]
-	markReady(t, c, ns, notReady)
+	controllertest.MarkReady(t, c, ns, notReady)
 	cheap := pods[0]
 	if _, err := c.CoreV1().Pods(ns).Patch(ctx, cheap, "application/merge-patch+json",
 		[]byte(`{"metadata":{"annotations":{"controller.kubernetes.io/pod-deletion-cost":"-10"}}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "3 ready", func() (bool, string) {
+	controllertest.Eventually(t, "3 ready", func() (bool, string) {
 		st := getRS(t, c, ns, "web").Status
 		return st.ReadyReplicas == 3, fmt.Sprintf("%+v", st)
 	})
 
 	scaleRS(t, c, ns, "web", 3)
-	eventually(t, "not-ready pod deleted", func() (bool, string) {
+	controllertest.Eventually(t, "not-ready pod deleted", func() (bool, string) {
 		got := names(livePods(t, c, ns))
 		return len(got) == 3 && !slices.Contains(got, notReady), fmt.Sprint(got)
 	})
 	scaleRS(t, c, ns, "web", 2)
-	eventually(t, "cheapest pod deleted", func() (bool, string) {
+	controllertest.Eventually(t, "cheapest pod deleted", func() (bool, string) {
 		got := names(livePods(t, c, ns))
 		return len(got) == 2 && !slices.Contains(got, cheap), fmt.Sprint(got)
 	})
-	eventually(t, "status after scale-down", func() (bool, string) {
+	controllertest.Eventually(t, "status after scale-down", func() (bool, string) {
 		rs := getRS(t, c, ns, "web")
 		return rs.Status.Replicas == 2 && rs.Status.ObservedGeneration == rs.Generation, fmt.Sprintf("%+v", rs.Status)
 	})
@@ -279,7 +201,7 @@ func TestAdoptAndRelease(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{})
 	start(t, env)
 	c, ctx, ns := env.Client, context.Background(), "rs-adopt"
-	namespace(t, c, ns)
+	controllertest.Namespace(t, c, ns)
 	orphan := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "orphan", Labels: map[string]string{"app": "web"}},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10"}}},
@@ -291,7 +213,7 @@ func TestAdoptAndRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "orphan adopted and one pod created", func() (bool, string) {
+	controllertest.Eventually(t, "orphan adopted and one pod created", func() (bool, string) {
 		pods := livePods(t, c, ns)
 		if len(pods) != 2 || !slices.Contains(names(pods), "orphan") {
 			return false, fmt.Sprint(names(pods))
@@ -308,7 +230,7 @@ func TestAdoptAndRelease(t *testing.T) {
 		[]byte(`{"metadata":{"labels":{"app":"elsewhere"}}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "released and replaced", func() (bool, string) {
+	controllertest.Eventually(t, "released and replaced", func() (bool, string) {
 		p, err := c.CoreV1().Pods(ns).Get(ctx, "orphan", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -332,11 +254,11 @@ func TestTerminatingPodsDoNotCount(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{})
 	start(t, env)
 	c, ctx, ns := env.Client, context.Background(), "rs-term"
-	namespace(t, c, ns)
+	controllertest.Namespace(t, c, ns)
 	if _, err := c.AppsV1().ReplicaSets(ns).Create(ctx, newRS("web", 2), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "2 pods", func() (bool, string) {
+	controllertest.Eventually(t, "2 pods", func() (bool, string) {
 		pods := livePods(t, c, ns)
 		return len(pods) == 2, fmt.Sprint(names(pods))
 	})
@@ -349,7 +271,7 @@ func TestTerminatingPodsDoNotCount(t *testing.T) {
 	if err := c.CoreV1().Pods(ns).Delete(ctx, victim, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "replacement beside the terminating pod", func() (bool, string) {
+	controllertest.Eventually(t, "replacement beside the terminating pod", func() (bool, string) {
 		pods := livePods(t, c, ns)
 		st := getRS(t, c, ns, "web").Status
 		return len(pods) == 2 && !slices.Contains(names(pods), victim) &&

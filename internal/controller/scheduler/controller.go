@@ -34,6 +34,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/svcnet/svcnet/internal/controller/worker"
 )
 
 // Name is the scheduler name this controller serves and the source of its events.
@@ -177,32 +179,12 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		return
 	}
-	for i := 0; i < workers; i++ {
-		go func() {
-			for c.next(ctx) {
-			}
-		}()
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.sync(ctx, key)
-	switch {
-	case err == nil:
-		c.queue.Forget(key)
-	case errors.Is(err, errUnschedulable):
-		c.queue.AddRateLimited(key)
-	default:
-		slog.Warn("scheduling failed, retrying", "pod", key, "err", err)
-		c.queue.AddRateLimited(key)
-	}
-	return true
+	// A pod is retried until it is bound or gone; one that fits nowhere has its event and
+	// condition already, so its retries are not logged.
+	worker.Run(ctx, workers, c.queue, c.sync, worker.Options[string]{
+		Name: "scheduling", KeyAttr: "pod",
+		Quiet: func(err error) bool { return errors.Is(err, errUnschedulable) },
+	})
 }
 
 // sync places one pod.

@@ -28,7 +28,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -41,6 +40,7 @@ import (
 	"k8s.io/kubectl/pkg/util/podutils"
 
 	"github.com/svcnet/svcnet/internal/controller/podclaim"
+	"github.com/svcnet/svcnet/internal/controller/worker"
 )
 
 const (
@@ -94,12 +94,12 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory) *
 	}
 	c.podIndex = podInf.Informer().GetIndexer()
 	c.synced = []cache.InformerSynced{
-		mustRegister(setInf.Informer(), cache.ResourceEventHandlerFuncs{
+		worker.Register("statefulset", setInf.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.enqueue,
 			UpdateFunc: func(_, cur interface{}) { c.enqueue(cur) },
 			DeleteFunc: c.enqueue,
 		}),
-		mustRegister(podInf.Informer(), cache.ResourceEventHandlerFuncs{
+		worker.Register("statefulset", podInf.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.addPod,
 			UpdateFunc: c.updatePod,
 			DeleteFunc: c.deletePod,
@@ -124,15 +124,6 @@ func addPodControllerUIDIndexer(inf cache.SharedIndexInformer) error {
 	}})
 }
 
-func mustRegister(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) cache.InformerSynced {
-	reg, err := inf.AddEventHandler(h)
-	if err != nil {
-		// Only fails on a stopped informer: the factory was shut down before New.
-		panic(fmt.Sprintf("statefulset controller: register handler: %v", err))
-	}
-	return reg.HasSynced
-}
-
 // Run syncs StatefulSets with the given number of workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
 	defer c.queue.ShutDown()
@@ -146,49 +137,13 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		return
 	}
 	slog.Info("statefulset controller started", "workers", workers)
-	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			wait.UntilWithContext(ctx, func(ctx context.Context) {
-				for c.next(ctx) {
-				}
-			}, time.Second)
-		}()
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.sync(ctx, key)
-	switch {
-	case err != nil && ctx.Err() != nil:
-	case err == nil:
-		c.queue.Forget(key)
-	case c.queue.NumRequeues(key) < maxRetries:
-		if raced(err) {
-			slog.Debug("statefulset sync raced, retrying", "statefulSet", key, "err", err)
-		} else {
-			slog.Warn("statefulset sync failed, retrying", "statefulSet", key, "err", err)
-		}
-		c.queue.AddRateLimited(key)
-	default:
-		slog.Error("statefulset sync failed, dropping until its next change", "statefulSet", key, "err", err)
-		c.queue.Forget(key)
-	}
-	return true
+	worker.Run(ctx, workers, c.queue, c.sync, worker.Options[string]{
+		Name: "statefulset sync", KeyAttr: "statefulSet", MaxRetries: maxRetries, Raced: raced,
+	})
 }
 
 // raced: the failure only means the cache was behind the API server (a pod created in the last
-// sync not yet seen, an object changed meanwhile).
+// sync not yet seen, an object changed meanwhile), for every error of an aggregate.
 func raced(err error) bool {
 	if agg, ok := err.(utilerrors.Aggregate); ok {
 		for _, e := range agg.Errors() {
@@ -198,7 +153,7 @@ func raced(err error) bool {
 		}
 		return true
 	}
-	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
+	return worker.Conflict(err)
 }
 
 func (c *Controller) enqueue(obj interface{}) {

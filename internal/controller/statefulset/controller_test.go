@@ -6,9 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -16,96 +14,24 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
+	"k8s.io/kubectl/pkg/util/podutils"
 	"k8s.io/utils/ptr"
 
+	"github.com/svcnet/svcnet/internal/controller/controllertest"
 	"github.com/svcnet/svcnet/internal/controller/statefulset"
 	"github.com/svcnet/svcnet/internal/testenv"
 )
 
+// start runs the StatefulSet controller with its own informers until the test ends.
 func start(t *testing.T, env *testenv.Env) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	factory := informers.NewSharedInformerFactory(env.Client, 0)
-	c := statefulset.New(env.Client, factory)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Run(ctx, 2)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		factory.Shutdown()
+	controllertest.Start(t, env.Client, func(f informers.SharedInformerFactory) []controllertest.Runner {
+		return []controllertest.Runner{statefulset.New(env.Client, f)}
 	})
-}
-
-func namespace(t *testing.T, c kubernetes.Interface, name string) {
-	t.Helper()
-	_, err := c.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-var podIP atomic.Int32
-
-// markReady plays the kubelet: every pod of ns that is not being deleted and not yet ready becomes
-// Running and Ready with a pod IP.
-func markReady(t *testing.T, c kubernetes.Interface, ns string) {
-	t.Helper()
-	ctx := context.Background()
-	l, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range l.Items {
-		if p.DeletionTimestamp != nil || isReady(&p) {
-			continue
-		}
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cur, err := c.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			n := podIP.Add(1)
-			ip := fmt.Sprintf("10.244.%d.%d", n/250, n%250+1)
-			cur.Status.Phase = corev1.PodRunning
-			cur.Status.PodIP, cur.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
-			cur.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}
-			_, err = c.CoreV1().Pods(ns).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
-			return err
-		})
-		if err != nil && !strings.Contains(err.Error(), "not found") {
-			t.Fatalf("mark %s ready: %v", p.Name, err)
-		}
-	}
-}
-
-func isReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	var last string
-	err := wait.PollUntilContextTimeout(context.Background(), 25*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
-		var ok bool
-		ok, last = cond()
-		return ok, nil
-	})
-	if err != nil {
-		t.Fatalf("%s: timed out; last state: %s", what, last)
-	}
 }
 
 // pods lists ns's pods not being deleted, by name.
@@ -210,14 +136,14 @@ func TestOrderedReady(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{})
 	start(t, env)
 	c, ctx, ns := env.Client, context.Background(), "sts-ordered"
-	namespace(t, c, ns)
+	controllertest.Namespace(t, c, ns)
 	set, err := c.AppsV1().StatefulSets(ns).Create(ctx, newSet("web", 3, appsv1.OrderedReadyPodManagement), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	for i, want := range [][]string{{"web-0"}, {"web-0", "web-1"}, {"web-0", "web-1", "web-2"}} {
-		eventually(t, fmt.Sprintf("pods %v", want), func() (bool, string) {
+		controllertest.Eventually(t, fmt.Sprintf("pods %v", want), func() (bool, string) {
 			got := names(pods(t, c, ns))
 			if len(got) > len(want) {
 				t.Fatalf("pods %v before %s was ready", got, want[len(want)-2])
@@ -226,7 +152,7 @@ func TestOrderedReady(t *testing.T) {
 		})
 		// The next ordinal must not appear while the newest pod is not ready: wait until the
 		// controller has reported the new pod (so it has seen it) and check again.
-		eventually(t, "status sees the new pod", func() (bool, string) {
+		controllertest.Eventually(t, "status sees the new pod", func() (bool, string) {
 			s := getSet(t, c, ns, "web")
 			return s.Status.Replicas == int32(i+1), statusLine(s)
 		})
@@ -236,7 +162,7 @@ func TestOrderedReady(t *testing.T) {
 		markOneReady(t, c, ns, want[i])
 	}
 
-	eventually(t, "all ready", func() (bool, string) {
+	controllertest.Eventually(t, "all ready", func() (bool, string) {
 		s := getSet(t, c, ns, "web")
 		st := s.Status
 		return st.ObservedGeneration == s.Generation && st.Replicas == 3 && st.ReadyReplicas == 3 && st.AvailableReplicas == 3 &&
@@ -269,11 +195,11 @@ func TestOrderedReady(t *testing.T) {
 	if err := c.CoreV1().Pods(ns).Delete(ctx, "web-1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "web-1 recreated", func() (bool, string) {
+	controllertest.Eventually(t, "web-1 recreated", func() (bool, string) {
 		p, ok := pods(t, c, ns)["web-1"]
 		return ok && p.UID != oldUID && p.Spec.Hostname == "web-1", fmt.Sprint(names(pods(t, c, ns)))
 	})
-	markReady(t, c, ns)
+	controllertest.MarkReady(t, c, ns)
 
 	// Rolling update: highest ordinal first, one at a time.
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -293,19 +219,19 @@ func TestOrderedReady(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, "rolled out", func() (bool, string) {
+	controllertest.Eventually(t, "rolled out", func() (bool, string) {
 		ps := pods(t, c, ns)
 		record(ps)
 		notReady := 0
 		for _, p := range ps {
-			if !isReady(&p) {
+			if !podutils.IsPodReady(&p) {
 				notReady++
 			}
 		}
 		if notReady+3-len(ps) > 1 {
 			t.Errorf("%d pods unavailable at once during the update", notReady+3-len(ps))
 		}
-		markReady(t, c, ns)
+		controllertest.MarkReady(t, c, ns)
 		s := getSet(t, c, ns, "web")
 		st := s.Status
 		return st.ObservedGeneration == s.Generation && st.UpdateRevision != rev && st.CurrentRevision == st.UpdateRevision &&
@@ -334,7 +260,7 @@ func TestOrderedReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "scaled down", func() (bool, string) {
+	controllertest.Eventually(t, "scaled down", func() (bool, string) {
 		got := names(pods(t, c, ns))
 		if slices.Equal(got, []string{"web-0", "web-2"}) {
 			t.Errorf("web-1 deleted before web-2")
@@ -349,16 +275,16 @@ func TestParallel(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{})
 	start(t, env)
 	c, ctx, ns := env.Client, context.Background(), "sts-parallel"
-	namespace(t, c, ns)
+	controllertest.Namespace(t, c, ns)
 	if _, err := c.AppsV1().StatefulSets(ns).Create(ctx, newSet("db", 4, appsv1.ParallelPodManagement), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "all pods without readiness", func() (bool, string) {
+	controllertest.Eventually(t, "all pods without readiness", func() (bool, string) {
 		got := names(pods(t, c, ns))
 		return slices.Equal(got, []string{"db-0", "db-1", "db-2", "db-3"}), fmt.Sprint(got)
 	})
-	markReady(t, c, ns)
-	eventually(t, "ready", func() (bool, string) {
+	controllertest.MarkReady(t, c, ns)
+	controllertest.Eventually(t, "ready", func() (bool, string) {
 		s := getSet(t, c, ns, "db")
 		return s.Status.ReadyReplicas == 4, statusLine(s)
 	})
@@ -378,7 +304,7 @@ func TestParallel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "failed pod replaced", func() (bool, string) {
+	controllertest.Eventually(t, "failed pod replaced", func() (bool, string) {
 		p, ok := pods(t, c, ns)["db-2"]
 		return ok && p.UID != oldUID && p.Status.Phase != corev1.PodFailed, fmt.Sprint(names(pods(t, c, ns)))
 	})
