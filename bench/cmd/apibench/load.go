@@ -5,33 +5,43 @@ import (
 	"fmt"
 	"log"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/svcnet/svcnet/internal/pki"
+	"github.com/svcnet/svcnet/bench/internal/controlplane"
+	"github.com/svcnet/svcnet/bench/internal/proc"
+	"github.com/svcnet/svcnet/bench/internal/report"
 	"k8s.io/client-go/rest"
 )
 
-// Lines the -split processes print on stdout once they serve.
-const (
-	etcdReadyLine = "svcnet etcd ready"
-	apiReadyLine  = "svcnet apiserver ready"
-)
+// stopLimit is how long a process has after SIGTERM before it gets SIGKILL.
+const stopLimit = 10 * time.Second
+
+// startUp execs `svcnet up --nodes 0` on a free loopback port with a fresh data dir under dir, and
+// marks the first stdout output that contains "ready".
+func startUp(bin, dir string) (*proc.Process, error) {
+	port, err := proc.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	c := controlplane.Up(bin, filepath.Join(dir, "data"), filepath.Join(dir, "svcnet.log"), port)
+	c.StdoutMark = "ready"
+	return proc.Start(c)
+}
 
 // loadServer is what the create, memory and watch phases run against: one `svcnet up` process
 // (etcd, API server and controllers), or with -split `svcnet etcd` and `svcnet apiserver` as two
 // processes and no controllers at all, which measures the API server over etcd as such.
 type loadServer struct {
-	up        *server // `svcnet up`; nil with -split
-	api, etcd *server // with -split
+	up    *proc.Process      // `svcnet up`; nil with -split
+	split controlplane.Split // with -split
 }
 
 // procs are the processes running, in the order the CPU and memory rows show them; stop stops them
 // in this order too, so that etcd goes last.
-func (l *loadServer) procs() []*server {
-	var out []*server
-	for _, s := range []*server{l.up, l.api, l.etcd} {
+func (l *loadServer) procs() []*proc.Process {
+	var out []*proc.Process
+	for _, s := range []*proc.Process{l.up, l.split.APIServer, l.split.Etcd} {
 		if s != nil {
 			out = append(out, s)
 		}
@@ -39,10 +49,10 @@ func (l *loadServer) procs() []*server {
 	return out
 }
 
-// stop stops every process started, by its PID (see server.stop).
+// stop stops every process started, by its PID: SIGTERM, then SIGKILL after 10 s.
 func (l *loadServer) stop() {
 	for _, s := range l.procs() {
-		s.stop()
+		s.Stop(stopLimit)
 	}
 }
 
@@ -53,66 +63,26 @@ func (l *loadServer) start(ctx context.Context, bin, dir string, split bool) (*r
 		return l.startSplit(ctx, bin, dir)
 	}
 	var err error
-	if l.up, err = start(bin, dir); err != nil {
+	if l.up, err = startUp(bin, dir); err != nil {
 		return nil, err
 	}
-	cfg, _, err := l.up.waitAPI(ctx, time.Minute)
+	cfg, _, err := controlplane.WaitAPI(ctx, l.up, time.Minute)
 	if err != nil {
 		return nil, err
 	}
-	log.Printf("load server: pid %d, %s", l.up.cmd.Process.Pid, cfg.Host)
+	log.Printf("load server: pid %d, %s", l.up.Pid(), cfg.Host)
 	return cfg, nil
 }
 
-// startSplit starts `svcnet etcd`, waits for its ready line, makes the CA, serving certificate, admin
-// token and kubeconfig (as `svcnet up` makes them), then starts `svcnet apiserver` over that etcd.
-// Both share one data dir, each on its own free 127.0.0.1 port, each logging to its own file in dir.
+// startSplit starts `svcnet etcd` and `svcnet apiserver` over it (see controlplane.Split), sharing
+// one data dir, each on its own free 127.0.0.1 port, each logging to its own file in dir.
 func (l *loadServer) startSplit(ctx context.Context, bin, dir string) (*rest.Config, error) {
-	etcdPort, err := freePort()
+	cfg, err := l.split.Start(ctx, bin, dir, filepath.Join(dir, "data"))
 	if err != nil {
-		return nil, err
-	}
-	apiPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	data := filepath.Join(dir, "data")
-	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
-	l.etcd, err = launch("etcd", bin, data, filepath.Join(dir, "etcd.log"), etcdReadyLine,
-		"etcd", "--data-dir", data, "--listen-client-urls", etcdURL)
-	if err != nil {
-		return nil, err
-	}
-	if err := l.etcd.waitReady(ctx, time.Minute); err != nil {
-		return nil, err
-	}
-
-	files := pki.In(data)
-	token, err := files.Ensure(nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := files.WriteKubeconfig(fmt.Sprintf("https://127.0.0.1:%d", apiPort), token); err != nil {
-		return nil, err
-	}
-	l.api, err = launch("apiserver", bin, data, filepath.Join(dir, "apiserver.log"), apiReadyLine,
-		"apiserver", "--data-dir", data, "--etcd-servers", etcdURL,
-		"--secure-port", strconv.Itoa(apiPort), "--bind-address", "127.0.0.1",
-		"--tls-cert-file", files.ServerCert, "--tls-private-key-file", files.ServerKey, "--token-auth-file", files.Tokens)
-	if err != nil {
-		return nil, err
-	}
-	cfg, _, err := l.api.waitAPI(ctx, time.Minute)
-	if err != nil {
-		select {
-		case <-l.etcd.exited:
-			err = fmt.Errorf("%w\netcd exited (%v); its log ends:\n%s", err, l.etcd.waitErr, l.etcd.logTail())
-		default:
-		}
 		return nil, err
 	}
 	log.Printf("load server (split, no controllers): etcd pid %d on %s, apiserver pid %d on %s",
-		l.etcd.cmd.Process.Pid, etcdURL, l.api.cmd.Process.Pid, cfg.Host)
+		l.split.Etcd.Pid(), l.split.EtcdURL, l.split.APIServer.Pid(), cfg.Host)
 	return cfg, nil
 }
 
@@ -121,7 +91,7 @@ func (l *loadServer) startSplit(ctx context.Context, bin, dir string) (*rest.Con
 func (l *loadServer) cpuLabel() string {
 	var names []string
 	for _, s := range l.procs() {
-		names = append(names, s.name)
+		names = append(names, s.Name)
 	}
 	return strings.Join(append(names, "apibench"), " / ")
 }
@@ -130,7 +100,7 @@ func (l *loadServer) cpuLabel() string {
 func (l *loadServer) pids() []int {
 	var out []int
 	for _, s := range l.procs() {
-		out = append(out, s.cmd.Process.Pid)
+		out = append(out, s.Pid())
 	}
 	return out
 }
@@ -138,19 +108,19 @@ func (l *loadServer) pids() []int {
 // memorySplit reads the resident set (VmRSS), its peak (VmHWM) and its anonymous / file-backed split
 // of the API server and of etcd. The first row, which has the target, is their sum: the memory the
 // API server over etcd takes. The next two are each process alone.
-func (l *loadServer) memorySplit(services int, t *table) error {
+func (l *loadServer) memorySplit(services int, t *report.Table) error {
 	type reading struct {
 		name string
 		kb   map[string]int64
 	}
 	var rs []reading
 	sum := map[string]int64{}
-	for _, s := range []*server{l.api, l.etcd} {
-		kb, err := procStatus(s.cmd.Process.Pid)
+	for _, s := range []*proc.Process{l.split.APIServer, l.split.Etcd} {
+		kb, err := proc.Status(s.Pid())
 		if err != nil {
-			return fmt.Errorf("%s: %w", s.name, err)
+			return fmt.Errorf("%s: %w", s.Name, err)
 		}
-		rs = append(rs, reading{s.name, kb})
+		rs = append(rs, reading{s.Name, kb})
 		for _, k := range []string{"VmRSS", "VmHWM", "RssAnon", "RssFile"} {
 			sum[k] += kb[k]
 		}
@@ -163,10 +133,10 @@ func (l *loadServer) memorySplit(services int, t *table) error {
 		log.Printf("%s memory: VmRSS %.0f MB (anon %.0f, file %.0f), VmHWM %.0f MB", r.name,
 			mb(r.kb, "VmRSS"), mb(r.kb, "RssAnon"), mb(r.kb, "RssFile"), mb(r.kb, "VmHWM"))
 	}
-	t.add(fmt.Sprintf("apiserver + etcd memory with %d Services: sum of VmRSS / sum of VmHWM", services),
+	t.Add(fmt.Sprintf("apiserver + etcd memory with %d Services: sum of VmRSS / sum of VmHWM", services),
 		row(sum), "< 300 MB", mb(sum, "VmRSS") < 300)
 	for _, r := range rs {
-		t.add(fmt.Sprintf("  %s process alone: VmRSS / VmHWM", r.name), row(r.kb), "", true)
+		t.Add(fmt.Sprintf("  %s process alone: VmRSS / VmHWM", r.name), row(r.kb), "", true)
 	}
 	return nil
 }

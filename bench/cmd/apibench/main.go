@@ -25,16 +25,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
-	"math"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"slices"
-	"syscall"
-	"text/tabwriter"
 	"time"
+
+	"github.com/svcnet/svcnet/bench/internal/controlplane"
+	"github.com/svcnet/svcnet/bench/internal/report"
 )
 
 type options struct {
@@ -73,17 +70,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "apibench:", err)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	var t table
-	err := run(ctx, o, &t)
-	cancel()
-	stop()
-	t.print(os.Stdout)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "apibench:", err)
-		os.Exit(1)
-	}
+	report.Main("apibench", o.timeout, "", func(ctx context.Context, t *report.Table) error { return run(ctx, o, t) })
 }
 
 func (o options) validate() error {
@@ -105,13 +92,10 @@ func (o options) validate() error {
 
 // run does the phases in order; every server it starts is stopped and every dir removed before it
 // returns, also on failure.
-func run(ctx context.Context, o options, t *table) error {
-	bin, err := filepath.Abs(o.binary)
+func run(ctx context.Context, o options, t *report.Table) error {
+	bin, err := controlplane.Binary(o.binary)
 	if err != nil {
 		return err
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("svcnet binary: %w (build it with `go build -o /tmp/svcnet ./cmd/svcnet`)", err)
 	}
 	root, err := os.MkdirTemp("", "svcnet-apibench-")
 	if err != nil {
@@ -143,7 +127,7 @@ func run(ctx context.Context, o options, t *table) error {
 		if o.split {
 			err = l.memorySplit(o.services, t)
 		} else {
-			err = memory(l.up.cmd.Process.Pid, o.services, t)
+			err = memory(l.up.Pid(), o.services, t)
 		}
 		if err != nil {
 			return fmt.Errorf("memory: %w", err)
@@ -155,55 +139,4 @@ func run(ctx context.Context, o options, t *table) error {
 		}
 	}
 	return nil
-}
-
-// table collects the result rows: figure, measured value, target and verdict.
-type table struct{ rows [][4]string }
-
-// add records a row; target "" means the figure is informational.
-func (t *table) add(figure, measured, target string, met bool) {
-	verdict := ""
-	if target != "" {
-		verdict = "ok"
-		if !met {
-			verdict = "MISSED"
-		}
-	}
-	t.rows = append(t.rows, [4]string{figure, measured, target, verdict})
-}
-
-func (t *table) print(w io.Writer) {
-	if len(t.rows) == 0 {
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FIGURE\tMEASURED\tTARGET\tRESULT")
-	for _, r := range t.rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r[0], r[1], r[2], r[3])
-	}
-	tw.Flush()
-}
-
-// percentile is the nearest-rank p-th percentile (0 < p <= 1) of sorted values.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(p*float64(len(sorted)))) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
-}
-
-// sortedCopy returns d sorted, leaving d alone.
-func sortedCopy(d []time.Duration) []time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s
-}
-
-// dur prints a duration in ms below a second and in s above.
-func dur(d time.Duration) string {
-	if d >= time.Second || d <= -time.Second {
-		return fmt.Sprintf("%.2fs", d.Seconds())
-	}
-	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
 }

@@ -8,8 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +22,10 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/svcnet/svcnet/bench/internal/controlplane"
+	"github.com/svcnet/svcnet/bench/internal/proc"
+	"github.com/svcnet/svcnet/bench/internal/report"
 )
 
 const (
@@ -33,45 +37,44 @@ const (
 
 // coldStart times runs of `svcnet up`, each with a fresh data dir: exec to the ready line on stdout and
 // exec to the first successful authenticated GET of the default namespace.
-func coldStart(ctx context.Context, bin, root string, runs int, t *table) error {
+func coldStart(ctx context.Context, bin, root string, runs int, t *report.Table) error {
 	var toReady, toGET []time.Duration
 	for i := range runs {
 		dir := filepath.Join(root, fmt.Sprintf("cold-%d", i))
-		s, err := start(bin, dir)
+		s, err := startUp(bin, dir)
 		if err != nil {
 			return err
 		}
-		_, got, err := s.waitAPI(ctx, time.Minute)
+		_, got, err := controlplane.WaitAPI(ctx, s, time.Minute)
 		var readyAt time.Time
 		if err == nil {
 			select {
-			case readyAt = <-s.ready:
+			case m := <-s.Stdout:
+				readyAt = m.At
 			case <-time.After(10 * time.Second):
-				err = fmt.Errorf("GET succeeded but no line containing ready on stdout:\n%s", s.logTail())
+				err = fmt.Errorf("GET succeeded but no line containing ready on stdout:\n%s", s.LogTail())
 			}
 		}
-		s.stop()
+		s.Stop(stopLimit)
 		os.RemoveAll(dir)
 		if err != nil {
 			return fmt.Errorf("run %d: %w", i+1, err)
 		}
-		toReady = append(toReady, readyAt.Sub(s.started))
-		toGET = append(toGET, got.Sub(s.started))
-		log.Printf("cold start %d/%d: ready line %s, first GET %s", i+1, runs, dur(toReady[i]), dur(toGET[i]))
+		toReady = append(toReady, readyAt.Sub(s.Started))
+		toGET = append(toGET, got.Sub(s.Started))
+		log.Printf("cold start %d/%d: ready line %s, first GET %s", i+1, runs, report.Dur(toReady[i]), report.Dur(toGET[i]))
 	}
-	g, r := sortedCopy(toGET), sortedCopy(toReady)
 	n := fmt.Sprintf(" (median / max of %d)", runs)
-	t.add("cold start: exec -> first authenticated GET"+n, dur(percentile(g, 0.5))+" / "+dur(g[len(g)-1]),
-		"< 2s (max)", g[len(g)-1] < 2*time.Second)
-	t.add("cold start: exec -> ready line"+n, dur(percentile(r, 0.5))+" / "+dur(r[len(r)-1]), "", true)
+	t.Add("cold start: exec -> first authenticated GET"+n, report.MedianMax(toGET), "< 2s (max)", slices.Max(toGET) < 2*time.Second)
+	t.Add("cold start: exec -> ready line"+n, report.MedianMax(toReady), "", true)
 	return nil
 }
 
 // creates has o.writers clients, each on its own connection, create o.services Services as fast as the
 // server answers, then checks that every ClusterIP and NodePort in the cluster is distinct.
 // It also reports the CPU time the server processes and the benchmark itself used meanwhile.
-func creates(ctx context.Context, o options, cfg *rest.Config, l *loadServer, t *table) error {
-	admin, err := newClient(cfg)
+func creates(ctx context.Context, o options, cfg *rest.Config, l *loadServer, t *report.Table) error {
+	admin, err := controlplane.NewClient(cfg, 0)
 	if err != nil {
 		return err
 	}
@@ -86,11 +89,10 @@ func creates(ctx context.Context, o options, cfg *rest.Config, l *loadServer, t 
 	lat := make([][]time.Duration, o.writers)
 	var wg sync.WaitGroup
 	log.Printf("creating %d Services with %d writers", o.services, o.writers)
-	serverCPU0, err1 := cpuTimes(l.pids())
-	selfCPU0, err2 := cpuTime("self")
+	cpu := proc.StartCPU(append(l.pids(), os.Getpid())...)
 	begin := time.Now()
 	for w := range o.writers {
-		cs, err := newClient(cfg)
+		cs, err := controlplane.NewClient(cfg, 0)
 		if err != nil {
 			return err
 		}
@@ -113,24 +115,18 @@ func creates(ctx context.Context, o options, cfg *rest.Config, l *loadServer, t 
 	}
 	wg.Wait()
 	wall := time.Since(begin)
-	serverCPU1, err3 := cpuTimes(l.pids())
-	selfCPU1, err4 := cpuTime("self")
+	cpuUsed := cpu.Since(wall, runtime.NumCPU())
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
 	}
-	all = sortedCopy(all)
-	log.Printf("created %d Services in %s, %d failed", len(all), dur(wall), failed.Load())
-	t.add(fmt.Sprintf("%d Service creates, %d writers: wall time", o.services, o.writers),
-		fmt.Sprintf("%s (%.0f creates/s)", dur(wall), float64(len(all))/wall.Seconds()), "< 10s", wall < 10*time.Second && failed.Load() == 0)
-	t.add("  create latency p50 / p99 / max", dur(percentile(all, 0.5))+" / "+dur(percentile(all, 0.99))+" / "+dur(percentile(all, 1)), "", true)
-	if err := errors.Join(err1, err2, err3, err4); err == nil {
-		var used []string
-		for i := range serverCPU0 {
-			used = append(used, dur(serverCPU1[i]-serverCPU0[i]))
-		}
-		t.add("  CPU used meanwhile: "+l.cpuLabel(), fmt.Sprintf("%s / %s of %s (%d cores)", strings.Join(used, " / "),
-			dur(selfCPU1-selfCPU0), dur(wall*time.Duration(runtime.NumCPU())), runtime.NumCPU()), "", true)
+	all = report.SortedCopy(all)
+	log.Printf("created %d Services in %s, %d failed", len(all), report.Dur(wall), failed.Load())
+	t.Add(fmt.Sprintf("%d Service creates, %d writers: wall time", o.services, o.writers),
+		fmt.Sprintf("%s (%.0f creates/s)", report.Dur(wall), float64(len(all))/wall.Seconds()), "< 10s", wall < 10*time.Second && failed.Load() == 0)
+	t.Add("  create latency p50 / p99 / max", report.SortedP50P99Max(all), "", true)
+	if cpuUsed != "" {
+		t.Add("  CPU used meanwhile: "+l.cpuLabel(), cpuUsed, "", true)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("stopped after %d creates: %w", len(all), err)
@@ -139,7 +135,7 @@ func creates(ctx context.Context, o options, cfg *rest.Config, l *loadServer, t 
 		return fmt.Errorf("%d of %d creates failed, first: %w", failed.Load(), o.services, firstErr)
 	}
 	summary, err := verifyAllocations(ctx, admin, o)
-	t.add("  ClusterIPs and NodePorts distinct", summary, "all distinct", err == nil)
+	t.Add("  ClusterIPs and NodePorts distinct", summary, "all distinct", err == nil)
 	return err
 }
 
@@ -219,14 +215,14 @@ func verifyAllocations(ctx context.Context, cs kubernetes.Interface, o options) 
 }
 
 // memory reads the server's resident set (VmRSS) and its peak (VmHWM).
-func memory(pid, services int, t *table) error {
-	kb, err := procStatus(pid)
+func memory(pid, services int, t *report.Table) error {
+	kb, err := proc.Status(pid)
 	if err != nil {
 		return err
 	}
 	mb := func(k string) float64 { return float64(kb[k]) / 1024 }
 	log.Printf("server memory: VmRSS %.0f MB (anon %.0f, file %.0f), VmHWM %.0f MB", mb("VmRSS"), mb("RssAnon"), mb("RssFile"), mb("VmHWM"))
-	t.add(fmt.Sprintf("server memory with %d Services: VmRSS / VmHWM", services),
+	t.Add(fmt.Sprintf("server memory with %d Services: VmRSS / VmHWM", services),
 		fmt.Sprintf("%.0f MB / %.0f MB", mb("VmRSS"), mb("VmHWM")), "< 300 MB", mb("VmRSS") < 300)
 	return nil
 }
@@ -234,8 +230,8 @@ func memory(pid, services int, t *table) error {
 // watchFanout opens o.watchers watch streams on one namespace, spread over o.watchClients clients, then
 // writes o.events Services at o.rate (half creates, then updates of those) and measures, for every
 // watcher and event, the time from the writer's timestamp to the watcher receiving the event.
-func watchFanout(ctx context.Context, o options, cfg *rest.Config, t *table) error {
-	admin, err := newClient(cfg)
+func watchFanout(ctx context.Context, o options, cfg *rest.Config, t *report.Table) error {
+	admin, err := controlplane.NewClient(cfg, 0)
 	if err != nil {
 		return err
 	}
@@ -250,7 +246,7 @@ func watchFanout(ctx context.Context, o options, cfg *rest.Config, t *table) err
 	defer cancel()
 	clients := make([]kubernetes.Interface, o.watchClients)
 	for i := range clients {
-		if clients[i], err = newClient(cfg); err != nil {
+		if clients[i], err = controlplane.NewClient(cfg, 0); err != nil {
 			return err
 		}
 	}
@@ -319,15 +315,12 @@ func watchFanout(ctx context.Context, o options, cfg *rest.Config, t *table) err
 			fromReturn = append(fromReturn, d.at.Sub(returned[d.seq]))
 		}
 	}
-	fromSent, fromReturn = sortedCopy(fromSent), sortedCopy(fromReturn)
+	fromSent, fromReturn = report.SortedCopy(fromSent), report.SortedCopy(fromReturn)
 	want := o.watchers * o.events
-	p := func(d []time.Duration) string {
-		return dur(percentile(d, 0.5)) + " / " + dur(percentile(d, 0.99)) + " / " + dur(percentile(d, 1))
-	}
-	t.add(fmt.Sprintf("watch fan-out %dx%d: write start -> delivery p50 / p99 / max", o.watchers, o.events),
-		p(fromSent), "p99 < 50ms", percentile(fromSent, 0.99) < 50*time.Millisecond && len(fromSent) == want)
-	t.add("  same, from the write's return (< 0: event before response)", p(fromReturn), "", true)
-	t.add("  deliveries", fmt.Sprintf("%d of %d", len(fromSent), want), "all", len(fromSent) == want)
+	t.Add(fmt.Sprintf("watch fan-out %dx%d: write start -> delivery p50 / p99 / max", o.watchers, o.events),
+		report.SortedP50P99Max(fromSent), "p99 < 50ms", report.Percentile(fromSent, 0.99) < 50*time.Millisecond && len(fromSent) == want)
+	t.Add("  same, from the write's return (< 0: event before response)", report.SortedP50P99Max(fromReturn), "", true)
+	t.Add("  deliveries", fmt.Sprintf("%d of %d", len(fromSent), want), "all", len(fromSent) == want)
 	log.Printf("watch fan-out: %d of %d deliveries", len(fromSent), want)
 	if len(fromSent) != want {
 		return fmt.Errorf("%d of %d watch deliveries missing", want-len(fromSent), want)

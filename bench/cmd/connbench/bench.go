@@ -16,8 +16,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
+
+	"github.com/svcnet/svcnet/bench/internal/proc"
+	"github.com/svcnet/svcnet/bench/internal/report"
 )
 
 // inNetNS returns a command running this binary with args in the named network namespace, killed
@@ -28,7 +30,7 @@ func inNetNS(ctx context.Context, ns string, args ...string) (*exec.Cmd, error) 
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, self}, args...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = proc.SysProcAttr(syscall.SIGKILL)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	cmd.Stderr = os.Stderr
@@ -98,18 +100,6 @@ func readInt(path string) int {
 		return -1
 	}
 	return n
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func bench(o options) error {
@@ -201,7 +191,7 @@ func bench(o options) error {
 
 	measure := func(name string, w *world, target string) (caseResult, error) {
 		var r caseResult
-		load := loadavg()
+		load := proc.LoadAvg("?")
 		ct0, _ := conntrackStats(ctx, w.node)
 		cmd, err := inNetNS(ctx, w.client, "-role", "client", "-target", target, "-workers", strconv.Itoa(o.workers),
 			"-duration", o.duration.String(), "-warmup", o.warmup.String(), "-io-timeout", o.ioTimeout.String())
@@ -244,9 +234,9 @@ func bench(o options) error {
 		cases = append(cases, bcase{"pod IP, no table", "none", pod})
 	}
 	results := map[string][]caseResult{}
-	loadStart := loadavg()
+	loadStart := proc.LoadAvg("?")
 	for round := range o.repeat {
-		log.Printf("round %d of %d (load average %s)", round+1, o.repeat, loadavg())
+		log.Printf("round %d of %d (load average %s)", round+1, o.repeat, proc.LoadAvg("?"))
 		order := slices.Clone(cases)
 		k := round % len(order)
 		order = append(order[k:], order[:k]...)
@@ -258,7 +248,7 @@ func bench(o options) error {
 			results[c.name] = append(results[c.name], r)
 		}
 	}
-	loadEnd := loadavg()
+	loadEnd := proc.LoadAvg("?")
 
 	median := func(n string) float64 {
 		var v []float64
@@ -297,25 +287,13 @@ func bench(o options) error {
 	}
 	slices.Sort(p99)
 
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FIGURE\tMEASURED\tTARGET\tRESULT")
-	row := func(fig, measured, target string, ok *bool) {
-		res := ""
-		if ok != nil {
-			res = "ok"
-			if !*ok {
-				res = "MISSED"
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", fig, measured, target, res)
-	}
-	bp := func(v bool) *bool { return &v }
-	row(fmt.Sprintf("(a) new connections/s to the pod IP directly (node: %d-Service table)", o.small), rate(cases[0].name), "-", nil)
-	row(fmt.Sprintf("(b) to a ClusterIP, %d Services / %d endpoints", o.small, o.small*o.endpoints), rate(cases[1].name), "-", nil)
-	row(fmt.Sprintf("(c) to a ClusterIP, %d Services / %d endpoints", o.services, o.services*o.endpoints), rate(cases[2].name), "-", nil)
-	row(fmt.Sprintf("(a') to the pod IP directly (node: %d-Service table)", o.services), rate(cases[3].name), "-", nil)
+	var t report.Table
+	t.Row(fmt.Sprintf("(a) new connections/s to the pod IP directly (node: %d-Service table)", o.small), rate(cases[0].name), "-", "")
+	t.Row(fmt.Sprintf("(b) to a ClusterIP, %d Services / %d endpoints", o.small, o.small*o.endpoints), rate(cases[1].name), "-", "")
+	t.Row(fmt.Sprintf("(c) to a ClusterIP, %d Services / %d endpoints", o.services, o.services*o.endpoints), rate(cases[2].name), "-", "")
+	t.Row(fmt.Sprintf("(a') to the pod IP directly (node: %d-Service table)", o.services), rate(cases[3].name), "-", "")
 	if o.noTable {
-		row("    to the pod IP, no table in the node (no conntrack)", rate(cases[4].name), "-", nil)
+		t.Row("    to the pod IP, no table in the node (no conntrack)", rate(cases[4].name), "-", "")
 	}
 	// A ratio is judged on the median of the per-round ratios: in a round the two cases run back
 	// to back (the rotation keeps a-b, b-c and c-a' adjacent), so a drifting background load
@@ -337,21 +315,21 @@ func bench(o options) error {
 	}
 	ratio := func(fig string, x, y int, ofMedians, tol float64) {
 		m, s := paired(cases[x].name, cases[y].name)
-		target, ok := "-", (*bool)(nil)
+		target, result := "-", ""
 		if tol > 0 {
-			target, ok = fmt.Sprintf("within %.0f%%", tol*100), bp(m >= 1-tol && m <= 1+tol)
+			target, result = fmt.Sprintf("within %.0f%%", tol*100), report.Verdict(m >= 1-tol && m <= 1+tol)
 		}
-		row(fig, fmt.Sprintf("%.3f (rounds: %s; ratio of medians %.3f)", m, s, ofMedians), target, ok)
+		t.Row(fig, fmt.Sprintf("%.3f (rounds: %s; ratio of medians %.3f)", m, s, ofMedians), target, result)
 	}
 	ratio("first-packet cost flat: c / b", 2, 1, c/b, 0.10)
 	ratio("ClusterIP vs pod IP: b / a", 1, 0, b/a, 0.15)
 	ratio("  c / a", 2, 0, c/a, 0.15)
 	ratio("  c / a' (pod IP on the same big-table node)", 2, 3, c/a2, 0)
-	row("failed connections / connections taking >= 1s (all runs)", fmt.Sprintf("%d / %d", errs, slow), "0 / 0", bp(errs == 0 && slow == 0))
-	row("per-connection p99, best / worst run", fmt.Sprintf("%dus / %dus", p99[0], p99[len(p99)-1]), "-", nil)
-	row("node conntrack: most entries after a run / nf_conntrack_max", fmt.Sprintf("%d / %d", ctMax, readInt("/proc/sys/net/netfilter/nf_conntrack_max")), "-", nil)
-	row("node conntrack: drop+early_drop+insert_failed / invalid (all runs)", fmt.Sprintf("%d / %d", drops, invalid), "0 / -", bp(drops == 0))
-	row(fmt.Sprintf("setup: %d workers, SO_LINGER 0, %v per run after %v warm-up, %d rounds, median", o.workers, o.duration, o.warmup, o.repeat),
-		"load average "+loadStart+" -> "+loadEnd, "-", nil)
-	return tw.Flush()
+	t.Row("failed connections / connections taking >= 1s (all runs)", fmt.Sprintf("%d / %d", errs, slow), "0 / 0", report.Verdict(errs == 0 && slow == 0))
+	t.Row("per-connection p99, best / worst run", fmt.Sprintf("%dus / %dus", p99[0], p99[len(p99)-1]), "-", "")
+	t.Row("node conntrack: most entries after a run / nf_conntrack_max", fmt.Sprintf("%d / %d", ctMax, readInt("/proc/sys/net/netfilter/nf_conntrack_max")), "-", "")
+	t.Row("node conntrack: drop+early_drop+insert_failed / invalid (all runs)", fmt.Sprintf("%d / %d", drops, invalid), "0 / -", report.Verdict(drops == 0))
+	t.Row(fmt.Sprintf("setup: %d workers, SO_LINGER 0, %v per run after %v warm-up, %d rounds, median", o.workers, o.duration, o.warmup, o.repeat),
+		"load average "+loadStart+" -> "+loadEnd, "-", "")
+	return t.Print(os.Stdout)
 }

@@ -49,11 +49,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
+	"github.com/svcnet/svcnet/bench/internal/objects"
+	"github.com/svcnet/svcnet/bench/internal/proc"
 	"github.com/svcnet/svcnet/internal/proxy"
 )
 
@@ -256,19 +257,6 @@ func client(o options) error {
 	return json.NewEncoder(os.Stdout).Encode(r)
 }
 
-// sameNetNS reports whether this process is in its parent's network namespace.
-func sameNetNS() (bool, error) {
-	self, err := os.Stat("/proc/self/ns/net")
-	if err != nil {
-		return false, err
-	}
-	parent, err := os.Stat(fmt.Sprintf("/proc/%d/ns/net", os.Getppid()))
-	if err != nil {
-		return false, err
-	}
-	return os.SameFile(self, parent), nil
-}
-
 // proxyReport is what the proxy role prints (JSON) on stdout after its first sync.
 type proxyReport struct {
 	Services, Endpoints     int
@@ -280,7 +268,7 @@ type proxyReport struct {
 // proxyReport after the first sync, and stops (deleting its table) when its standard input closes
 // (connbench ended) or on a signal.
 func runProxy(o options) error {
-	if host, err := sameNetNS(); err != nil || (host && !o.allowHost) {
+	if host, err := proc.InParentNetNS(); err != nil || (host && !o.allowHost) {
 		return fmt.Errorf("refusing to program nftables in the parent's network namespace (run bench/conn.sh; -allow-host-netns to insist): %v", err)
 	}
 	cip, err := netip.ParseAddr(o.clusterIP)
@@ -359,7 +347,7 @@ func cluster(n, endpoints int, cip netip.Addr, backends []string, port int) (*fa
 		if i == n-1 {
 			svc, sl = target(cip, backends, port)
 		} else {
-			svc, sl = objects(i, endpoints, port)
+			svc, sl = objects.Service(i, endpoints, port)
 		}
 		for _, obj := range []runtime.Object{svc, sl} {
 			if err := api.Tracker().Add(obj); err != nil {
@@ -371,7 +359,7 @@ func cluster(n, endpoints int, cip netip.Addr, backends []string, port int) (*fa
 }
 
 func target(cip netip.Addr, backends []string, port int) (*corev1.Service, *discoveryv1.EndpointSlice) {
-	svc, sl := objects(0, 0, port)
+	svc, sl := objects.Service(0, 0, port)
 	svc.Namespace, svc.Name = "bench", "target"
 	svc.Spec.Type = corev1.ServiceTypeClusterIP
 	svc.Spec.Ports[0].NodePort = 0
@@ -382,36 +370,6 @@ func target(cip netip.Addr, backends []string, port int) (*corev1.Service, *disc
 		sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{
 			Addresses:  []string{b},
 			NodeName:   ptr.To("node-001"),
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
-		})
-	}
-	return svc, sl
-}
-
-// objects returns Service i and its EndpointSlice (as bench/cmd/proxybench builds them).
-func objects(i, endpoints, port int) (*corev1.Service, *discoveryv1.EndpointSlice) {
-	ns := fmt.Sprintf("ns-%02d", i%100)
-	name := fmt.Sprintf("svc-%05d", i)
-	ip := netip.AddrFrom4([4]byte{10, 96 + byte(i>>16), byte(i >> 8), byte(i)})
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: ip.String(), ClusterIPs: []string{ip.String()},
-			Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}},
-	}
-	if i%10 == 0 {
-		svc.Spec.Type = corev1.ServiceTypeNodePort
-		svc.Spec.Ports[0].NodePort = int32(30000 + i/10)
-	}
-	sl := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name + "-abcde", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(int32(port))}},
-	}
-	for j := range endpoints {
-		k := i*endpoints + j
-		sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{
-			Addresses:  []string{netip.AddrFrom4([4]byte{10, 128 + byte(k>>16), byte(k >> 8), byte(k)}).String()},
-			NodeName:   ptr.To(fmt.Sprintf("node-%03d", k%100)),
 			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
 		})
 	}

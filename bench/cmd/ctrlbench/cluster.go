@@ -8,35 +8,42 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
-	"github.com/svcnet/svcnet/internal/pki"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/svcnet/svcnet/bench/internal/controlplane"
+	"github.com/svcnet/svcnet/bench/internal/proc"
+	"github.com/svcnet/svcnet/bench/internal/report"
 )
 
-// Lines the -split processes print on stdout once they serve.
+// Lines the server prints that the benchmark times.
 const (
-	etcdReadyLine = "svcnet etcd ready"
-	apiReadyLine  = "svcnet apiserver ready"
+	readyLine       = "svcnet ready"        // stdout, once the API serves and the kubeconfig is written
+	controllersLine = "controllers started" // stderr (slog), once the controllers' informers have synced
 )
+
+// stopLimit is how long a process has after SIGTERM before it gets SIGKILL.
+const stopLimit = 10 * time.Second
 
 // cluster is the control plane under test: one `svcnet up` process (etcd, API server and controllers),
 // or with -split `svcnet etcd`, `svcnet apiserver` and `svcnet controller-manager`, as a real cluster
 // runs them, so that the controller manager can be restarted alone.
 type cluster struct {
-	up            *server // `svcnet up`; nil with -split
-	etcd, api, cm *server // with -split
-	cmMetrics     string  // the controller manager's /metrics URL, with -split
-	http          *http.Client
+	up        *proc.Process      // `svcnet up`; nil with -split
+	etcdAPI   controlplane.Split // etcd and the API server, with -split
+	cm        *proc.Process      // the controller manager, with -split
+	cmMetrics string             // the controller manager's /metrics URL, with -split
+	http      *http.Client
 }
 
 func (c *cluster) split() bool { return c.up == nil }
 
 // controllers is the process that runs the controllers: the one the restart phase restarts.
-func (c *cluster) controllers() *server {
+func (c *cluster) controllers() *proc.Process {
 	if c.split() {
 		return c.cm
 	}
@@ -44,9 +51,9 @@ func (c *cluster) controllers() *server {
 }
 
 // procs are the processes running, in the order the CPU and memory rows show them.
-func (c *cluster) procs() []*server {
-	var out []*server
-	for _, s := range []*server{c.up, c.cm, c.api, c.etcd} {
+func (c *cluster) procs() []*proc.Process {
+	var out []*proc.Process
+	for _, s := range []*proc.Process{c.up, c.cm, c.etcdAPI.APIServer, c.etcdAPI.Etcd} {
 		if s != nil {
 			out = append(out, s)
 		}
@@ -61,18 +68,20 @@ func (c *cluster) start(ctx context.Context, bin, root string, split bool) (*res
 	if split {
 		return c.startSplit(ctx, bin, root, data)
 	}
-	port, err := freePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	if c.up, err = start(bin, data, filepath.Join(root, "svcnet.log"), port); err != nil {
+	up := controlplane.Up(bin, data, filepath.Join(root, "svcnet.log"), port)
+	up.StdoutMark, up.StderrMark = readyLine, controllersLine
+	if c.up, err = proc.Start(up); err != nil {
 		return nil, err
 	}
-	cfg, _, err := c.up.waitAPI(ctx, time.Minute)
+	cfg, _, err := controlplane.WaitAPI(ctx, c.up, time.Minute)
 	if err != nil {
 		return nil, err
 	}
-	log.Printf("server: pid %d, %s, data dir %s", c.up.cmd.Process.Pid, cfg.Host, data)
+	log.Printf("server: pid %d, %s, data dir %s", c.up.Pid(), cfg.Host, data)
 	return cfg, nil
 }
 
@@ -80,56 +89,26 @@ func (c *cluster) start(ctx context.Context, bin, root string, split bool) (*res
 // makes them), then the controller manager with its /metrics on a loopback port, each process
 // logging to its own file in root.
 func (c *cluster) startSplit(ctx context.Context, bin, root, data string) (*rest.Config, error) {
-	var ports [3]int
-	for i := range ports {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		ports[i] = p
-	}
-	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	proc := func(name, readyOn, controllersOn string, args ...string) *server {
-		return &server{name: name, bin: bin, data: data, logFile: filepath.Join(root, name+".log"),
-			readyOn: readyOn, controllersOn: controllersOn, args: append([]string{name, "--data-dir", data}, args...)}
-	}
-	var err error
-	if c.etcd, err = launch(proc("etcd", etcdReadyLine, "", "--listen-client-urls", etcdURL)); err != nil {
-		return nil, err
-	}
-	if _, err := c.etcd.waitLine(ctx, c.etcd.ready, etcdReadyLine, time.Minute); err != nil {
-		return nil, err
-	}
-
-	files := pki.In(data)
-	token, err := files.Ensure(nil)
+	cfg, err := c.etcdAPI.Start(ctx, bin, root, data)
 	if err != nil {
 		return nil, err
 	}
-	if err := files.WriteKubeconfig(fmt.Sprintf("https://127.0.0.1:%d", ports[1]), token); err != nil {
-		return nil, err
-	}
-	c.api, err = launch(proc("apiserver", apiReadyLine, "", "--etcd-servers", etcdURL,
-		"--secure-port", strconv.Itoa(ports[1]), "--bind-address", "127.0.0.1",
-		"--tls-cert-file", files.ServerCert, "--tls-private-key-file", files.ServerKey, "--token-auth-file", files.Tokens))
+	port, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	cfg, _, err := c.api.waitAPI(ctx, time.Minute)
-	if err != nil {
-		return nil, err
-	}
-
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", ports[2])
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", port)
 	// No leader election: a restarted controller manager must not wait for its predecessor's lease.
-	cm := proc("controller-manager", "", controllersLine, "--kubeconfig", files.Kubeconfig,
-		"--leader-elect=false", "--metrics-bind-address", metricsAddr)
+	cm := proc.Config{Name: "controller-manager", Bin: bin, DataDir: data, LogFile: filepath.Join(root, "controller-manager.log"),
+		StderrMark: controllersLine, Deathsig: syscall.SIGKILL,
+		Args: []string{"controller-manager", "--data-dir", data, "--kubeconfig", c.etcdAPI.PKI.Kubeconfig,
+			"--leader-elect=false", "--metrics-bind-address", metricsAddr}}
 	// SVCNET_PPROF goes to every process and the API server, started first, takes its address;
 	// SVCNET_PPROF_CM gives the controller manager its own.
 	if addr := os.Getenv("SVCNET_PPROF_CM"); addr != "" {
-		cm.env = []string{"SVCNET_PPROF=" + addr}
+		cm.Env = []string{"SVCNET_PPROF=" + addr}
 	}
-	c.cm, err = launch(cm)
+	c.cm, err = proc.Start(cm)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +119,7 @@ func (c *cluster) startSplit(ctx context.Context, bin, root, data string) (*rest
 		return nil, err
 	}
 	log.Printf("split: etcd pid %d on %s, apiserver pid %d on %s, controller-manager pid %d with metrics on %s; data dir %s",
-		c.etcd.cmd.Process.Pid, etcdURL, c.api.cmd.Process.Pid, cfg.Host, c.cm.cmd.Process.Pid, c.cmMetrics, data)
+		c.etcdAPI.Etcd.Pid(), c.etcdAPI.EtcdURL, c.etcdAPI.APIServer.Pid(), cfg.Host, c.cm.Pid(), c.cmMetrics, data)
 	return cfg, nil
 }
 
@@ -160,9 +139,9 @@ func (c *cluster) waitMetrics(ctx context.Context, cfg *rest.Config, limit time.
 		}
 		select {
 		case s := <-exited:
-			return fmt.Errorf("%s exited (%v); its log ends:\n%s", s.name, s.waitErr, s.logTail())
+			return fmt.Errorf("%s exited (%v); its log ends:\n%s", s.Name, s.Err(), s.LogTail())
 		case <-ctx.Done():
-			return fmt.Errorf("no /metrics within %s: %v\n%s", limit, err, c.cm.logTail())
+			return fmt.Errorf("no /metrics within %s: %v\n%s", limit, err, c.cm.LogTail())
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
@@ -172,18 +151,18 @@ func (c *cluster) waitMetrics(ctx context.Context, cfg *rest.Config, limit time.
 // spends its last seconds retrying a server already gone.
 func (c *cluster) stop() {
 	for _, s := range c.procs() {
-		s.stop()
+		s.Stop(stopLimit)
 	}
 }
 
 // exited reports the first of the running processes to exit, until ctx ends.
-func (c *cluster) exited(ctx context.Context) <-chan *server {
+func (c *cluster) exited(ctx context.Context) <-chan *proc.Process {
 	procs := c.procs()
-	ch := make(chan *server, len(procs))
+	ch := make(chan *proc.Process, len(procs))
 	for _, s := range procs {
 		go func() {
 			select {
-			case <-s.exited:
+			case <-s.Exited():
 				ch <- s
 			case <-ctx.Done():
 			}
@@ -231,29 +210,47 @@ func (c *cluster) scrape(ctx context.Context, cs kubernetes.Interface) (snapshot
 func (c *cluster) cpuLabel() string {
 	var names []string
 	for _, s := range c.procs() {
-		names = append(names, s.name)
+		names = append(names, s.Name)
 	}
 	return strings.Join(names, " / ") + " / ctrlbench"
 }
 
 // startCPU starts measuring the CPU time of every process and of the benchmark.
-func (c *cluster) startCPU() cpuMeter {
+func (c *cluster) startCPU() *proc.CPUMeter {
 	var pids []int
 	for _, s := range c.procs() {
-		pids = append(pids, s.cmd.Process.Pid)
+		pids = append(pids, s.Pid())
 	}
-	return startCPU(pids...)
+	return proc.StartCPU(append(pids, os.Getpid())...)
 }
 
 // memory adds one memory row per process; when says at which point, e.g. "after setup and flips".
-func (c *cluster) memory(when string, t *table) error {
+func (c *cluster) memory(when string, t *report.Table) error {
 	if !c.split() {
-		return memory(c.up.cmd.Process.Pid, "server", "server memory "+when+": VmRSS / VmHWM", t)
+		return memory(c.up.Pid(), "server", "server memory "+when+": VmRSS / VmHWM", t)
 	}
 	for _, s := range c.procs() {
-		if err := memory(s.cmd.Process.Pid, s.name, s.name+" memory "+when+": VmRSS / VmHWM", t); err != nil {
+		if err := memory(s.Pid(), s.Name, s.Name+" memory "+when+": VmRSS / VmHWM", t); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// memory reads a server's resident set (VmRSS) and its peak (VmHWM); name is its name in the log.
+func memory(pid int, name, figure string, t *report.Table) error {
+	kb, err := proc.Status(pid)
+	if err != nil {
+		return fmt.Errorf("memory: %w", err)
+	}
+	mb := func(k string) float64 { return float64(kb[k]) / 1024 }
+	log.Printf("%s memory: VmRSS %.0f MB (anon %.0f, file %.0f), VmHWM %.0f MB", name, mb("VmRSS"), mb("RssAnon"), mb("RssFile"), mb("VmHWM"))
+	t.Add(figure, fmt.Sprintf("%.0f MB / %.0f MB (anon %.0f MB, file %.0f MB)", mb("VmRSS"), mb("VmHWM"), mb("RssAnon"), mb("RssFile")), "", true)
+	return nil
+}
+
+// newClient returns a client-go clientset with no client-side rate limit, a 30 s limit per request,
+// and its own connection.
+func newClient(cfg *rest.Config) (*kubernetes.Clientset, error) {
+	return controlplane.NewClient(cfg, 30*time.Second)
 }

@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/svcnet/svcnet/bench/internal/report"
 )
 
 // observeLimit is how long a flip waits for the informers to show its change.
@@ -25,7 +27,7 @@ var errIncomplete = errors.New("incomplete")
 // flips makes o.flips distinct random pods go NotReady and then Ready again, one flip started every
 // o.flipPeriod/o.flips, and measures from just before each status write to the informer event that
 // shows the endpoint in its new state.
-func flips(ctx context.Context, o options, cfg *rest.Config, cl *cluster, obs *observer, t *table) error {
+func flips(ctx context.Context, o options, cfg *rest.Config, cl *cluster, obs *observer, t *report.Table) error {
 	l := obs.l
 	epActive := obs.endpointsControllerRuns()
 	clients := make([]kubernetes.Interface, min(o.writers, 8))
@@ -57,7 +59,7 @@ func flips(ctx context.Context, o options, cfg *rest.Config, cl *cluster, obs *o
 	results := make([]result, o.flips)
 	pods := rand.Perm(l.pods())[:o.flips]
 	interval := o.flipPeriod / time.Duration(o.flips)
-	log.Printf("readiness flips: %d pods, one every %s", o.flips, dur(interval))
+	log.Printf("readiness flips: %d pods, one every %s", o.flips, report.Dur(interval))
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	var wg sync.WaitGroup
@@ -112,7 +114,7 @@ func flips(ctx context.Context, o options, cfg *rest.Config, cl *cluster, obs *o
 	}
 	wg.Wait()
 	wall := time.Since(begin)
-	cpuUsed := cpu.since(wall, runtime.NumCPU())
+	cpuUsed := cpu.Since(wall, runtime.NumCPU())
 	after, err := cl.scrape(ctx, metricsClient)
 	if err != nil {
 		return err
@@ -143,23 +145,23 @@ func flips(ctx context.Context, o options, cfg *rest.Config, cl *cluster, obs *o
 		}
 	}
 	log.Printf("readiness flips: %d in %s; %d EndpointSlice and %d Endpoints changes not seen within %s, %d failed writes",
-		o.flips, dur(wall), missing, epMissing, observeLimit, len(errs))
-	p99 := percentile(sortedCopy(slice[1]), 0.99)
-	t.add(fmt.Sprintf("%d readiness flips over %s: pod Ready -> EndpointSlice ready p50 / p99 / max", o.flips, dur(o.flipPeriod)),
-		p50p99max(slice[1]), "p99 < 50ms", p99 < 50*time.Millisecond && missing == 0 && len(errs) == 0)
-	t.add("  same, from UpdateStatus's return", p50p99max(sliceRet[1]), "", true)
-	t.add("  pod NotReady -> EndpointSlice not ready", p50p99max(slice[0]), "", true)
-	t.add("  EndpointSlice changes seen", fmt.Sprintf("%d of %d", len(slice[0])+len(slice[1]), 2*o.flips), "all", missing == 0 && len(errs) == 0)
+		o.flips, report.Dur(wall), missing, epMissing, observeLimit, len(errs))
+	p99 := report.Percentile(report.SortedCopy(slice[1]), 0.99)
+	t.Add(fmt.Sprintf("%d readiness flips over %s: pod Ready -> EndpointSlice ready p50 / p99 / max", o.flips, report.Dur(o.flipPeriod)),
+		report.P50P99Max(slice[1]), "p99 < 50ms", p99 < 50*time.Millisecond && missing == 0 && len(errs) == 0)
+	t.Add("  same, from UpdateStatus's return", report.P50P99Max(sliceRet[1]), "", true)
+	t.Add("  pod NotReady -> EndpointSlice not ready", report.P50P99Max(slice[0]), "", true)
+	t.Add("  EndpointSlice changes seen", fmt.Sprintf("%d of %d", len(slice[0])+len(slice[1]), 2*o.flips), "all", missing == 0 && len(errs) == 0)
 	if epActive {
-		t.add("  pod Ready -> Endpoints address ready", p50p99max(ep[1]), "", true)
-		t.add("  pod NotReady -> Endpoints address not ready", p50p99max(ep[0]), "", true)
-		t.add("  Endpoints changes seen", fmt.Sprintf("%d of %d", len(ep[0])+len(ep[1]), 2*o.flips), "all", epMissing == 0 && len(errs) == 0)
+		t.Add("  pod Ready -> Endpoints address ready", report.P50P99Max(ep[1]), "", true)
+		t.Add("  pod NotReady -> Endpoints address not ready", report.P50P99Max(ep[0]), "", true)
+		t.Add("  Endpoints changes seen", fmt.Sprintf("%d of %d", len(ep[0])+len(ep[1]), 2*o.flips), "all", epMissing == 0 && len(errs) == 0)
 	}
-	t.add("  UpdateStatus latency", p50p99max(writes), "", true)
-	t.add("  controller writes to endpointslices/endpoints during the flips", after.describeWrites(base), "", true)
+	t.Add("  UpdateStatus latency", report.P50P99Max(writes), "", true)
+	t.Add("  controller writes to endpointslices/endpoints during the flips", after.describeWrites(base), "", true)
 	addQueueRows(t, "  during the flips:", after, base)
 	if cpuUsed != "" {
-		t.add("  CPU used during the flips: "+cl.cpuLabel(), cpuUsed, "", true)
+		t.Add("  CPU used during the flips: "+cl.cpuLabel(), cpuUsed, "", true)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%d of %d flips failed: %w", len(errs), o.flips, errors.Join(errs[:min(len(errs), 5)]...))
@@ -174,11 +176,11 @@ func flips(ctx context.Context, o options, cfg *rest.Config, cl *cluster, obs *o
 		for n, v := range views {
 			what := []string{"EndpointSlices", "Endpoints"}[n]
 			err := obs.waitAllReady(parent, v, what, o.settleTimeout)
-			measured := dur(time.Since(settle))
+			measured := report.Dur(time.Since(settle))
 			if err != nil {
-				measured = "not within " + dur(o.settleTimeout)
+				measured = "not within " + report.Dur(o.settleTimeout)
 			}
-			t.add("  after the flips: every pod ready again in "+what, measured+" after the last flip's end", "", true)
+			t.Add("  after the flips: every pod ready again in "+what, measured+" after the last flip's end", "", true)
 			if err != nil {
 				return err
 			}

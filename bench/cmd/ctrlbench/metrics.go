@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -10,9 +9,10 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/svcnet/svcnet/bench/internal/controlplane"
+	"github.com/svcnet/svcnet/bench/internal/report"
 )
 
 // writeVerbs are the apiserver_request_total verbs that change an object.
@@ -47,8 +47,8 @@ func (q queue) describeTimes(base queue) string {
 		return fmt.Sprintf("0 done (%.0f added)", q.adds-base.adds)
 	}
 	return fmt.Sprintf("%.0f done (%.0f added), mean wait %s, mean work %s", done, q.adds-base.adds,
-		dur(time.Duration((q.waitSum-base.waitSum)/waits*float64(time.Second))),
-		dur(time.Duration((q.workSum-base.workSum)/done*float64(time.Second))))
+		report.Dur(time.Duration((q.waitSum-base.waitSum)/waits*float64(time.Second))),
+		report.Dur(time.Duration((q.workSum-base.workSum)/done*float64(time.Second))))
 }
 
 // totalWrites sums the writes.
@@ -78,27 +78,23 @@ func (s snapshot) describeWrites(base snapshot) string {
 
 // scrape reads /metrics with the client's bearer token.
 func scrape(ctx context.Context, cs kubernetes.Interface) (snapshot, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	body, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").SetHeader("Accept", "text/plain").DoRaw(ctx)
-	at := time.Now()
+	body, at, err := controlplane.Metrics(ctx, cs)
 	if err != nil {
-		return snapshot{}, fmt.Errorf("GET /metrics: %w", err)
+		return snapshot{}, err
 	}
 	return parseMetrics(body, at)
 }
 
 // parseMetrics picks the endpoint writes and the work queues out of a /metrics page read at at.
 func parseMetrics(body []byte, at time.Time) (snapshot, error) {
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	families, err := controlplane.ParseMetrics(body)
 	if err != nil {
-		return snapshot{}, fmt.Errorf("parse /metrics: %w", err)
+		return snapshot{}, err
 	}
 	s := snapshot{at: at, writes: map[string]float64{}, queues: map[string]queue{}}
 	if f := families["apiserver_request_total"]; f != nil {
 		for _, m := range f.Metric {
-			lb := labels(m)
+			lb := controlplane.Labels(m)
 			if endpointResources[lb["resource"]] && lb["subresource"] == "" && writeVerbs[lb["verb"]] {
 				s.writes[lb["verb"]+" "+lb["resource"]] += m.GetCounter().GetValue()
 			}
@@ -107,7 +103,7 @@ func parseMetrics(body []byte, at time.Time) (snapshot, error) {
 	perQueue := func(family string, set func(q *queue, m *dto.Metric)) {
 		if f := families[family]; f != nil {
 			for _, m := range f.Metric {
-				name := labels(m)["name"]
+				name := controlplane.Labels(m)["name"]
 				q := s.queues[name]
 				set(&q, m)
 				s.queues[name] = q
@@ -126,24 +122,16 @@ func parseMetrics(body []byte, at time.Time) (snapshot, error) {
 	return s, nil
 }
 
-func labels(m *dto.Metric) map[string]string {
-	out := make(map[string]string, len(m.Label))
-	for _, l := range m.Label {
-		out[l.GetName()] = l.GetValue()
-	}
-	return out
-}
-
 // apiserverQueue tells the API server's own work queues (serving certificates, CA bundles) from the
 // controllers'.
 func apiserverQueue(name string) bool { return strings.HasPrefix(name, "Dynamic") }
 
 // addQueueRows adds one row per endpoint controller queue: items done since base, added, and their
 // mean wait and work time, which tell a backlog from slow syncs.
-func addQueueRows(t *table, prefix string, s, base snapshot) {
+func addQueueRows(t *report.Table, prefix string, s, base snapshot) {
 	for _, name := range syncQueues {
 		if q, ok := s.queues[name]; ok {
-			t.add(fmt.Sprintf("%s %q queue", prefix, name), q.describeTimes(base.queues[name]), "", true)
+			t.Add(fmt.Sprintf("%s %q queue", prefix, name), q.describeTimes(base.queues[name]), "", true)
 		}
 	}
 }

@@ -14,6 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/svcnet/svcnet/bench/internal/proc"
+	"github.com/svcnet/svcnet/bench/internal/report"
 )
 
 // syncQueues are the work queues that must have taken in every Service before the initial sync can
@@ -28,7 +31,7 @@ var syncQueues = []string{"endpointslice", "endpoint", "endpoints"}
 // endpointslices/endpoints write counters moved for o.quiet. The sync ended at the first poll of that
 // quiet stretch. Afterwards c holds the restarted process, or the stopped old one if the new one
 // could not be started.
-func resync(ctx context.Context, o options, cfg *rest.Config, c *cluster, withEndpoints bool, t *table) error {
+func resync(ctx context.Context, o options, cfg *rest.Config, c *cluster, withEndpoints bool, t *report.Table) error {
 	cs, err := newClient(cfg)
 	if err != nil {
 		return err
@@ -49,7 +52,7 @@ func resync(ctx context.Context, o options, cfg *rest.Config, c *cluster, withEn
 	if err != nil {
 		return err
 	}
-	log.Printf("%s: pid %d; polling /metrics every %s", r.what, c.controllers().cmd.Process.Pid, dur(o.poll))
+	log.Printf("%s: pid %d; polling /metrics every %s", r.what, c.controllers().Pid(), report.Dur(o.poll))
 
 	cs, err = newClient(cfg) // with `svcnet up`, the old connections went with the old process
 	if err != nil {
@@ -57,61 +60,61 @@ func resync(ctx context.Context, o options, cfg *rest.Config, c *cluster, withEn
 	}
 	first, last, err := waitIdle(ctx, cs, c, nServices, o.poll, o.quiet, o.resyncTimeout)
 	if err != nil {
-		t.add(fmt.Sprintf("%s: %s -> controllers synced (%d Services)", r.resync, r.from, nServices),
-			fmt.Sprintf("not within %s (%s)", dur(o.resyncTimeout), queueProgress(last)), "< 10s", false)
+		t.Add(fmt.Sprintf("%s: %s -> controllers synced (%d Services)", r.resync, r.from, nServices),
+			fmt.Sprintf("not within %s (%s)", report.Dur(o.resyncTimeout), queueProgress(last)), "< 10s", false)
 		writes, none := resyncWrites(last, r.base)
-		t.add(r.resync+": writes to endpointslices/endpoints so far", writes, "0", none)
+		t.Add(r.resync+": writes to endpointslices/endpoints so far", writes, "0", none)
 		return err
 	}
 	synced := first.at.Sub(r.at)
-	cpuUsed := r.cpu.since(last.at.Sub(r.at), runtime.NumCPU())
+	cpuUsed := r.cpu.Since(last.at.Sub(r.at), runtime.NumCPU())
 	writes, none := resyncWrites(last, r.base)
-	log.Printf("resync: drained %s after the %s; queues %s; writes %s", dur(synced), r.from, describeQueues(last), writes)
+	log.Printf("resync: drained %s after the %s; queues %s; writes %s", report.Dur(synced), r.from, describeQueues(last), writes)
 	select {
-	case at := <-c.controllers().controllers:
-		t.add(fmt.Sprintf("%s: %s -> \"controllers started\" (their informers synced)", r.what, r.from), dur(at.Sub(r.at)), "", true)
+	case m := <-c.controllers().Stderr:
+		t.Add(fmt.Sprintf("%s: %s -> \"controllers started\" (their informers synced)", r.what, r.from), report.Dur(m.At.Sub(r.at)), "", true)
 	default:
 	}
-	t.add(fmt.Sprintf("%s: %s -> controllers synced (%d Services, polled every %s)", r.resync, r.from, nServices, dur(o.poll)),
-		dur(synced), "< 10s", synced < 10*time.Second)
-	t.add(fmt.Sprintf("%s: writes to endpointslices/endpoints (until %s after)", r.resync, dur(o.quiet)), writes, "0", none)
-	t.add("  work queues (items added / retries)", describeQueues(last), "", true)
+	t.Add(fmt.Sprintf("%s: %s -> controllers synced (%d Services, polled every %s)", r.resync, r.from, nServices, report.Dur(o.poll)),
+		report.Dur(synced), "< 10s", synced < 10*time.Second)
+	t.Add(fmt.Sprintf("%s: writes to endpointslices/endpoints (until %s after)", r.resync, report.Dur(o.quiet)), writes, "0", none)
+	t.Add("  work queues (items added / retries)", describeQueues(last), "", true)
 	addQueueRows(t, "  resync:", last, r.base)
 	if cpuUsed != "" {
-		t.add(fmt.Sprintf("  CPU used from the %s to the end of the quiet stretch: %s", r.from, c.cpuLabel()), cpuUsed, "", true)
+		t.Add(fmt.Sprintf("  CPU used from the %s to the end of the quiet stretch: %s", r.from, c.cpuLabel()), cpuUsed, "", true)
 	}
 	return checkAfterResync(ctx, cs, newLayout(o), withEndpoints, t)
 }
 
 // restarted says where a restart's resync is measured from, and how its rows are labelled.
 type restarted struct {
-	at     time.Time // the start of the resync
-	from   string    // what at is: "ready line", "exec"
-	what   string    // the kind of restart: "restart", "controller-manager restart"
-	resync string    // the label of the resync rows
-	base   snapshot  // the counters the resync's writes and queue items are counted from
-	cpu    cpuMeter  // started at at
+	at     time.Time      // the start of the resync
+	from   string         // what at is: "ready line", "exec"
+	what   string         // the kind of restart: "restart", "controller-manager restart"
+	resync string         // the label of the resync rows
+	base   snapshot       // the counters the resync's writes and queue items are counted from
+	cpu    *proc.CPUMeter // started at at
 }
 
 // restartUp stops `svcnet up` and starts it again on the same data dir and port: the API server's
 // watch cache and the controllers' informers all start cold. The resync is measured from its ready
 // line; all its counters start at 0.
-func restartUp(ctx context.Context, _ kubernetes.Interface, c *cluster, nServices int, t *table) (restarted, error) {
+func restartUp(ctx context.Context, _ kubernetes.Interface, c *cluster, nServices int, t *report.Table) (restarted, error) {
 	old := c.up
-	log.Printf("restart: SIGTERM to pid %d (%d Services stored)", old.cmd.Process.Pid, nServices)
-	t.add("restart: SIGTERM -> process gone", stopTimed(old), "", true)
-	s, err := old.again()
+	log.Printf("restart: SIGTERM to pid %d (%d Services stored)", old.Pid(), nServices)
+	t.Add("restart: SIGTERM -> process gone", stopTimed(old), "", true)
+	s, err := old.Again()
 	if err != nil {
 		return restarted{}, err
 	}
 	c.up = s
-	readyAt, err := s.waitLine(ctx, s.ready, readyLine, 2*time.Minute)
+	ready, err := s.WaitMark(ctx, s.Stdout, fmt.Sprintf("%q line", readyLine), 2*time.Minute)
 	if err != nil {
 		return restarted{}, err
 	}
-	r := restarted{at: readyAt, from: "ready line", what: "restart", resync: "resync", cpu: c.startCPU()}
-	log.Printf("restart: pid %d ready in %s", s.cmd.Process.Pid, dur(readyAt.Sub(s.started)))
-	t.add("restart: exec -> ready line", dur(readyAt.Sub(s.started)), "", true)
+	r := restarted{at: ready.At, from: "ready line", what: "restart", resync: "resync", cpu: c.startCPU()}
+	log.Printf("restart: pid %d ready in %s", s.Pid(), report.Dur(ready.At.Sub(s.Started)))
+	t.Add("restart: exec -> ready line", report.Dur(ready.At.Sub(s.Started)), "", true)
 	return r, nil
 }
 
@@ -119,32 +122,32 @@ func restartUp(ctx context.Context, _ kubernetes.Interface, c *cluster, nService
 // restart: the API server and its watch cache stay up and warm. It prints no ready line, so the resync
 // is measured from the exec. Its queue counters start at 0, but the API server's write counters go
 // on: the resync's writes are counted from a read taken just before the SIGTERM.
-func restartControllerManager(ctx context.Context, cs kubernetes.Interface, c *cluster, nServices int, t *table) (restarted, error) {
+func restartControllerManager(ctx context.Context, cs kubernetes.Interface, c *cluster, nServices int, t *report.Table) (restarted, error) {
 	base, err := c.scrape(ctx, cs)
 	if err != nil {
 		return restarted{}, err
 	}
 	base.queues = nil // the new process's queues start empty
 	old := c.cm
-	log.Printf("controller-manager restart: SIGTERM to pid %d (%d Services stored)", old.cmd.Process.Pid, nServices)
-	t.add("controller-manager restart: SIGTERM -> process gone", stopTimed(old), "", true)
-	s, err := old.again()
+	log.Printf("controller-manager restart: SIGTERM to pid %d (%d Services stored)", old.Pid(), nServices)
+	t.Add("controller-manager restart: SIGTERM -> process gone", stopTimed(old), "", true)
+	s, err := old.Again()
 	if err != nil {
 		return restarted{}, err
 	}
 	c.cm = s
-	return restarted{at: s.started, from: "exec", what: "controller-manager restart",
+	return restarted{at: s.Started, from: "exec", what: "controller-manager restart",
 		resync: "resync after controller-manager restart", base: base, cpu: c.startCPU()}, nil
 }
 
 // stopTimed stops s and renders how long it took and how it ended.
-func stopTimed(s *server) string {
+func stopTimed(s *proc.Process) string {
 	term := time.Now()
 	how := "exit"
-	if !s.stop() {
+	if _, graceful := s.Stop(stopLimit); !graceful {
 		how = "SIGKILL after 10s"
 	}
-	return dur(time.Since(term)) + " (" + how + ")"
+	return report.Dur(time.Since(term)) + " (" + how + ")"
 }
 
 // resyncWrites renders the endpoint writes between base and last, and whether there were none.
@@ -157,12 +160,12 @@ func resyncWrites(last, base snapshot) (string, bool) {
 
 // checkAfterResync lists the EndpointSlices (and the Endpoints, when that controller runs): every
 // pod must still be a ready endpoint after the resync.
-func checkAfterResync(ctx context.Context, cs kubernetes.Interface, l layout, withEndpoints bool, t *table) error {
+func checkAfterResync(ctx context.Context, cs kubernetes.Interface, l layout, withEndpoints bool, t *report.Table) error {
 	readyPods, err := countReadyInSlices(ctx, cs, l)
 	if err != nil {
 		return err
 	}
-	t.add("  after the resync: pods ready in EndpointSlices", fmt.Sprintf("%d of %d", readyPods, l.pods()), "all", readyPods == l.pods())
+	t.Add("  after the resync: pods ready in EndpointSlices", fmt.Sprintf("%d of %d", readyPods, l.pods()), "all", readyPods == l.pods())
 	if readyPods != l.pods() {
 		return fmt.Errorf("after the resync only %d of %d pods are ready in EndpointSlices", readyPods, l.pods())
 	}
@@ -171,7 +174,7 @@ func checkAfterResync(ctx context.Context, cs kubernetes.Interface, l layout, wi
 		if err != nil {
 			return err
 		}
-		t.add("  after the resync: pods ready in Endpoints", fmt.Sprintf("%d of %d", readyPods, l.pods()), "all", readyPods == l.pods())
+		t.Add("  after the resync: pods ready in Endpoints", fmt.Sprintf("%d of %d", readyPods, l.pods()), "all", readyPods == l.pods())
 		if readyPods != l.pods() {
 			return fmt.Errorf("after the resync only %d of %d pods are ready in Endpoints", readyPods, l.pods())
 		}
@@ -211,7 +214,7 @@ func waitIdle(ctx context.Context, cs kubernetes.Interface, c *cluster, services
 		select {
 		case <-tick.C:
 		case s := <-exited:
-			return first, last, fmt.Errorf("%s exited (%v); its log ends:\n%s", s.name, s.waitErr, s.logTail())
+			return first, last, fmt.Errorf("%s exited (%v); its log ends:\n%s", s.Name, s.Err(), s.LogTail())
 		case <-ctx.Done():
 			return first, last, fmt.Errorf("controllers not idle (last /metrics: %s; %d failed reads, last error %v): %w",
 				describeQueues(last), failures, lastErr, ctx.Err())

@@ -16,11 +16,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/svcnet/svcnet/bench/internal/report"
 )
 
 // setup creates the Nodes, the Services and the pods with their statuses, then waits until the
 // EndpointSlices (and the Endpoints, if an Endpoints controller runs) show every pod ready.
-func setup(ctx context.Context, o options, cfg *rest.Config, cl *cluster, obs *observer, t *table) error {
+func setup(ctx context.Context, o options, cfg *rest.Config, cl *cluster, obs *observer, t *report.Table) error {
 	l := obs.l
 	clients := make([]kubernetes.Interface, o.writers)
 	for i := range clients {
@@ -74,16 +76,16 @@ func setup(ctx context.Context, o options, cfg *rest.Config, cl *cluster, obs *o
 		if err := p.run(ctx, clients); err != nil {
 			return err
 		}
-		t.add(fmt.Sprintf("setup: %d %s, %d writers", p.n, p.name, o.writers),
-			fmt.Sprintf("%s (%.0f/s; p50 / p99 / max %s%s)", dur(p.wall), float64(p.n)/p.wall.Seconds(), p50p99max(p.lat), p.retryNote()), "", true)
+		t.Add(fmt.Sprintf("setup: %d %s, %d writers", p.n, p.name, o.writers),
+			fmt.Sprintf("%s (%.0f/s; p50 / p99 / max %s%s)", report.Dur(p.wall), float64(p.n)/p.wall.Seconds(), report.P50P99Max(p.lat), p.retryNote()), "", true)
 	}
 	writesDone := time.Now()
 	if err := obs.waitAllReady(ctx, &obs.slices, "EndpointSlices", o.settleTimeout); err != nil {
 		return err
 	}
 	reflected := time.Now()
-	cpuUsed := cpu.since(reflected.Sub(begin), runtime.NumCPU())
-	t.add("setup: last write -> every pod ready in EndpointSlices", dur(reflected.Sub(writesDone)), "", true)
+	cpuUsed := cpu.Since(reflected.Sub(begin), runtime.NumCPU())
+	t.Add("setup: last write -> every pod ready in EndpointSlices", report.Dur(reflected.Sub(writesDone)), "", true)
 
 	// An Endpoints controller, if this build has one, has had the same time: any Endpoints object for a
 	// benchmark Service means it runs.
@@ -97,24 +99,24 @@ func setup(ctx context.Context, o options, cfg *rest.Config, cl *cluster, obs *o
 			return err
 		}
 		reflected = time.Now()
-		cpuUsed = cpu.since(reflected.Sub(begin), runtime.NumCPU())
-		t.add("setup: last write -> every pod ready in Endpoints", dur(reflected.Sub(writesDone)), "", true)
+		cpuUsed = cpu.Since(reflected.Sub(begin), runtime.NumCPU())
+		t.Add("setup: last write -> every pod ready in Endpoints", report.Dur(reflected.Sub(writesDone)), "", true)
 	} else {
 		log.Printf("no Endpoints objects for the benchmark's Services: no Endpoints controller runs in this build; measuring EndpointSlices only")
-		t.add("setup: Endpoints objects", "none: no Endpoints controller in this build", "", true)
+		t.Add("setup: Endpoints objects", "none: no Endpoints controller in this build", "", true)
 	}
 	// Leftover work (re-syncs the controllers' own writes trigger) would delay the flips: wait for it.
 	idle, after, err := waitIdle(ctx, metricsClient, cl, 0, o.poll, o.quiet, o.settleTimeout)
 	if err != nil {
 		return err
 	}
-	t.add("setup: last write -> controllers idle (queues drained)", dur(idle.at.Sub(writesDone)), "", true)
+	t.Add("setup: last write -> controllers idle (queues drained)", report.Dur(idle.at.Sub(writesDone)), "", true)
 	total := reflected.Sub(begin)
-	t.add(fmt.Sprintf("setup total: %d Services, %d pods + statuses -> all reflected", o.services, l.pods()), dur(total), "", true)
+	t.Add(fmt.Sprintf("setup total: %d Services, %d pods + statuses -> all reflected", o.services, l.pods()), report.Dur(total), "", true)
 	if cpuUsed != "" {
-		t.add("  CPU used meanwhile: "+cl.cpuLabel(), cpuUsed, "", true)
+		t.Add("  CPU used meanwhile: "+cl.cpuLabel(), cpuUsed, "", true)
 	}
-	t.add("  controller writes to endpointslices/endpoints during setup", after.describeWrites(base), "", true)
+	t.Add("  controller writes to endpointslices/endpoints during setup", after.describeWrites(base), "", true)
 	addQueueRows(t, "  during setup:", after, base)
 	return nil
 }
@@ -175,7 +177,7 @@ func (p *phase) run(ctx context.Context, clients []kubernetes.Interface) error {
 	for _, l := range lat {
 		p.lat = append(p.lat, l...)
 	}
-	log.Printf("%s: %d in %s (%.0f/s), %d retries", p.name, done.Load(), dur(p.wall), float64(done.Load())/p.wall.Seconds(), p.retries.Load())
+	log.Printf("%s: %d in %s (%.0f/s), %d retries", p.name, done.Load(), report.Dur(p.wall), float64(done.Load())/p.wall.Seconds(), p.retries.Load())
 	if err := context.Cause(ctx); err != nil {
 		return err
 	}

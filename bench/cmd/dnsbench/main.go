@@ -33,10 +33,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"text/tabwriter"
+	"syscall"
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/svcnet/svcnet/bench/internal/proc"
+	"github.com/svcnet/svcnet/bench/internal/report"
 )
 
 type options struct {
@@ -81,8 +84,6 @@ func main() {
 	}
 }
 
-type row struct{ figure, measured, target, result string }
-
 func run(o options) error {
 	up, err := startUpstream()
 	if err != nil {
@@ -100,7 +101,7 @@ func run(o options) error {
 		"-server-cpuprofile", o.cpuProfile, "-server-memprofile", o.memProfile)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(o.serverProcs))
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = proc.SysProcAttr(syscall.SIGKILL)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
@@ -138,15 +139,13 @@ func run(o options) error {
 	log.Printf("synced in %.1fs: %d services, %d endpointslices, %d pods, %d namespaces; serving on %s",
 		rd.SyncSeconds, rd.Services, rd.EndpointSlices, rd.Pods, rd.Namespaces, rd.Addr)
 
-	var rows []row
+	var t report.Table
 	objects := float64(rd.Services + rd.Pods)
 	heapPer := float64(rd.HeapAfter-rd.HeapBefore) / objects
-	rows = append(rows,
-		row{fmt.Sprintf("memory per object, live heap (%d services + %d pods)", rd.Services, rd.Pods), fmt.Sprintf("%.0f B", heapPer), "< 512 B", verdict(heapPer < 512)},
-		row{"memory per object, RSS growth after sync", fmt.Sprintf("%.0f B", float64(rd.RSSAfter-rd.RSSBefore)/objects), "-", ""},
-		row{"server RSS after sync / peak during sync", fmt.Sprintf("%.0f MB / %.0f MB", float64(rd.RSSAfter)/1e6, float64(rd.RSSPeak)/1e6), "-", ""},
-		row{"informer sync (list + index)", fmt.Sprintf("%.2fs", rd.SyncSeconds), "-", ""},
-	)
+	t.Row(fmt.Sprintf("memory per object, live heap (%d services + %d pods)", rd.Services, rd.Pods), fmt.Sprintf("%.0f B", heapPer), "< 512 B", report.Verdict(heapPer < 512))
+	t.Row("memory per object, RSS growth after sync", fmt.Sprintf("%.0f B", float64(rd.RSSAfter-rd.RSSBefore)/objects), "-", "")
+	t.Row("server RSS after sync / peak during sync", fmt.Sprintf("%.0f MB / %.0f MB", float64(rd.RSSAfter)/1e6, float64(rd.RSSPeak)/1e6), "-", "")
+	t.Row("informer sync (list + index)", fmt.Sprintf("%.2fs", rd.SyncSeconds), "-", "")
 
 	// Name sets.
 	var clusterNames, headlessNames, nxNames, extNames []string
@@ -188,15 +187,16 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		cpu0, _ := cpuSeconds(pid)
+		cpu0, _ := proc.CPUTime(pid)
 		res := load(rd.Addr, ph.names, ph.rcode, o.clients, o.duration)
-		cpu1, _ := cpuSeconds(pid)
+		cpu1, _ := proc.CPUTime(pid)
+		cpu := (cpu1 - cpu0).Seconds()
 		mem1, err := childMem(stdin, lines)
 		if err != nil {
 			return err
 		}
 		qps := float64(res.ok) / res.elapsed.Seconds()
-		perCore := float64(res.ok) / (cpu1 - cpu0)
+		perCore := float64(res.ok) / cpu
 		p50, p99, pmax := pct(res.lat, 0.50), pct(res.lat, 0.99), pct(res.lat, 1)
 		switch ph.name {
 		case phases[0].name:
@@ -208,16 +208,14 @@ func run(o options) error {
 		if ph.name == phases[3].name {
 			target, ok = "within 10% of ClusterIP", internalPerCore > 0 && perCore >= 0.9*internalPerCore
 		}
-		rows = append(rows,
-			row{ph.name + ": queries/s per core", fmt.Sprintf("%.0f (%.0f q/s on %.2f cores)", perCore, qps, (cpu1-cpu0)/res.elapsed.Seconds()), target, verdict(ok)},
-			row{ph.name + ": latency p50 / p99 / max", fmt.Sprintf("%s / %s / %s", fmtDur(p50), fmtDur(p99), fmtDur(pmax)), "p99 < 1ms", verdict(p99 < time.Millisecond)},
-		)
+		t.Row(ph.name+": queries/s per core", fmt.Sprintf("%.0f (%.0f q/s on %.2f cores)", perCore, qps, cpu/res.elapsed.Seconds()), target, report.Verdict(ok))
+		t.Row(ph.name+": latency p50 / p99 / max", fmt.Sprintf("%s / %s / %s", fmtDur(p50), fmtDur(p99), fmtDur(pmax)), "p99 < 1ms", report.Verdict(p99 < time.Millisecond))
 		if answered := res.ok + res.bad; answered > 0 {
-			rows = append(rows, row{ph.name + ": server heap allocated per query / GC cycles",
-				fmt.Sprintf("%.0f B / %d", float64(mem1.TotalAlloc-mem0.TotalAlloc)/float64(answered), mem1.NumGC-mem0.NumGC), "-", ""})
+			t.Row(ph.name+": server heap allocated per query / GC cycles",
+				fmt.Sprintf("%.0f B / %d", float64(mem1.TotalAlloc-mem0.TotalAlloc)/float64(answered), mem1.NumGC-mem0.NumGC), "-", "")
 		}
 		if res.bad > 0 || res.lost > 0 {
-			rows = append(rows, row{ph.name + ": wrong rcode / lost", fmt.Sprintf("%d / %d of %d", res.bad, res.lost, res.ok+res.bad+res.lost), "0", verdict(false)})
+			t.Row(ph.name+": wrong rcode / lost", fmt.Sprintf("%d / %d of %d", res.bad, res.lost, res.ok+res.bad+res.lost), "0", report.Verdict(false))
 		}
 	}
 	_ = externalPerCore
@@ -230,8 +228,8 @@ func run(o options) error {
 	if err := json.Unmarshal(lines.Bytes(), &st); err != nil {
 		return err
 	}
-	rows = append(rows, row{"packed answer cache after the load phases / live heap growth since the sync",
-		fmt.Sprintf("%d answers, %.1f MB / %.1f MB", st.PackedEntries, float64(st.PackedBytes)/1e6, (float64(st.HeapAfterLoad)-float64(rd.HeapAfter))/1e6), "-", ""})
+	t.Row("packed answer cache after the load phases / live heap growth since the sync",
+		fmt.Sprintf("%d answers, %.1f MB / %.1f MB", st.PackedEntries, float64(st.PackedBytes)/1e6, (float64(st.HeapAfterLoad)-float64(rd.HeapAfter))/1e6), "-", "")
 
 	if o.changes > 0 {
 		log.Printf("timing %d service creations and deletions ...", o.changes)
@@ -251,20 +249,15 @@ func run(o options) error {
 				continue
 			}
 			p99 := c.d[min(len(c.d)-1, len(c.d)*99/100)]
-			rows = append(rows, row{c.what + " p50 / p99 / max (watch event to answer)",
-				fmt.Sprintf("%s / %s / %s", fmtDur(secs(c.d[len(c.d)/2])), fmtDur(secs(p99)), fmtDur(secs(c.d[len(c.d)-1]))), "p99 < 500ms", verdict(p99 < 0.5)})
+			t.Row(c.what+" p50 / p99 / max (watch event to answer)",
+				fmt.Sprintf("%s / %s / %s", fmtDur(secs(c.d[len(c.d)/2])), fmtDur(secs(p99)), fmtDur(secs(c.d[len(c.d)-1]))), "p99 < 500ms", report.Verdict(p99 < 0.5))
 		}
 		if ch.Lost > 0 {
-			rows = append(rows, row{"changes never seen in answers", strconv.Itoa(ch.Lost), "0", verdict(false)})
+			t.Row("changes never seen in answers", strconv.Itoa(ch.Lost), "0", report.Verdict(false))
 		}
 	}
 
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FIGURE\tMEASURED\tTARGET\tRESULT")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.figure, r.measured, r.target, r.result)
-	}
-	return tw.Flush()
+	return t.Print(os.Stdout)
 }
 
 // childMem asks the server child for its allocation counters.
@@ -275,13 +268,6 @@ func childMem(stdin io.Writer, lines *bufio.Scanner) (memStats, error) {
 		return m, errors.New("the server child exited during the load phases")
 	}
 	return m, json.Unmarshal(lines.Bytes(), &m)
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "ok"
-	}
-	return "MISSED"
 }
 
 func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
@@ -302,19 +288,6 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 	}
 	i := int(p * float64(len(sorted)-1))
 	return sorted[i]
-}
-
-// cpuSeconds is the user+system CPU time of a process, from /proc/PID/stat.
-func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100, nil // USER_HZ is 100 on Linux
 }
 
 type loadResult struct {

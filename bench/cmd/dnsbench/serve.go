@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/svcnet/svcnet/bench/internal/proc"
 	"github.com/svcnet/svcnet/internal/dns"
 )
 
@@ -214,22 +215,13 @@ func measureChanges(api *fakeAPI, addr string, n int) changes {
 
 // procStatus reads a kB field of /proc/self/status, in bytes.
 func procStatus(field string) (uint64, error) {
-	return procStatusOf("self", field)
-}
-
-func procStatusOf(pid, field string) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + pid + "/status")
+	kb, err := proc.Status(os.Getpid())
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			f := strings.Fields(v)
-			if len(f) > 0 {
-				n, err := strconv.ParseUint(f[0], 10, 64)
-				return n * 1024, err
-			}
-		}
+	n, ok := kb[field]
+	if !ok {
+		return 0, fmt.Errorf("%s not in /proc/self/status", field)
 	}
-	return 0, fmt.Errorf("%s not in /proc/%s/status", field, pid)
+	return uint64(n) * 1024, nil
 }

@@ -9,12 +9,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/svcnet/svcnet/bench/internal/report"
 )
 
 // coldStarts times o.runs starts of `svcnet up --nodes N`, each with a new name and data dir, from
 // just before exec to its ready line; each cluster is stopped (SIGTERM) and taken down (`svcnet
 // down`) before the next starts.
-func coldStarts(ctx context.Context, o options, bin, root string, t *table) error {
+func coldStarts(ctx context.Context, o options, bin, root string, t *report.Table) error {
 	var ready, own, stops, downs []time.Duration
 	var each []string
 	killed := 0
@@ -29,15 +31,15 @@ func coldStarts(ctx context.Context, o options, bin, root string, t *table) erro
 			if err != nil {
 				return fmt.Errorf("run %d (cluster %s): %w", i+1, c.name, err)
 			}
-			lat := r.at.Sub(c.started)
+			lat := r.At.Sub(c.up.Started)
 			ready = append(ready, lat)
-			each = append(each, dur(lat))
-			if m := readyInRE.FindStringSubmatch(r.text); m != nil {
+			each = append(each, report.Dur(lat))
+			if m := readyInRE.FindStringSubmatch(r.Line); m != nil {
 				if d, err := time.ParseDuration(m[1]); err == nil {
 					own = append(own, d)
 				}
 			}
-			log.Printf("cold start %d/%d: cluster %s ready after %s: %q", i+1, o.runs, c.name, dur(lat), r.text)
+			log.Printf("cold start %d/%d: cluster %s ready after %s: %q", i+1, o.runs, c.name, report.Dur(lat), r.Line)
 			if err := checkNodesReady(ctx, c, o.nodes); err != nil {
 				return fmt.Errorf("run %d (cluster %s): %w", i+1, c.name, err)
 			}
@@ -55,21 +57,20 @@ func coldStarts(ctx context.Context, o options, bin, root string, t *table) erro
 			return err
 		}
 	}
-	s := sortedCopy(ready)
-	med, worst := percentile(s, 0.5), percentile(s, 1)
-	t.add(fmt.Sprintf("svcnet up --nodes %d: exec -> ready line, all nodes Ready (median / max of %d)", o.nodes, len(ready)),
-		dur(med)+" / "+dur(worst), "< 5s (max)", worst < 5*time.Second)
-	t.add("  each run, in order", strings.Join(each, " "), "", true)
+	s := report.SortedCopy(ready)
+	med, worst := report.Percentile(s, 0.5), report.Percentile(s, 1)
+	t.Add(fmt.Sprintf("svcnet up --nodes %d: exec -> ready line, all nodes Ready (median / max of %d)", o.nodes, len(ready)),
+		report.Dur(med)+" / "+report.Dur(worst), "< 5s (max)", worst < 5*time.Second)
+	t.Add("  each run, in order", strings.Join(each, " "), "", true)
 	if len(own) > 0 {
-		so := sortedCopy(own)
-		t.add("  svcnet's own count in its ready line (median / max)", dur(percentile(so, 0.5))+" / "+dur(percentile(so, 1)), "", true)
+		t.Add("  svcnet's own count in its ready line (median / max)", report.MedianMax(own), "", true)
 	}
-	stopText := medMax(stops)
+	stopText := report.MedianMax(stops)
 	if killed > 0 {
 		stopText += fmt.Sprintf(" (%d needed SIGKILL after 30s)", killed)
 	}
-	t.add("  stop: SIGTERM -> svcnet up exited (median / max)", stopText, "", true)
-	t.add("  svcnet down afterwards (median / max)", medMax(downs), "", true)
+	t.Add("  stop: SIGTERM -> svcnet up exited (median / max)", stopText, "", true)
+	t.Add("  svcnet down afterwards (median / max)", report.MedianMax(downs), "", true)
 	return nil
 }
 
@@ -99,13 +100,4 @@ func checkNodesReady(ctx context.Context, c *cluster, n int) error {
 		return fmt.Errorf("after the ready line the API shows %d nodes, %d Ready; want %d", len(list.Items), ready, n)
 	}
 	return nil
-}
-
-// medMax renders "median / max" of unsorted values.
-func medMax(d []time.Duration) string {
-	if len(d) == 0 {
-		return "none measured"
-	}
-	s := sortedCopy(d)
-	return dur(percentile(s, 0.5)) + " / " + dur(percentile(s, 1))
 }

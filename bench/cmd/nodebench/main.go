@@ -27,17 +27,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
-	"math"
 	"os"
-	"os/signal"
 	"runtime"
-	"slices"
-	"strings"
-	"syscall"
-	"text/tabwriter"
 	"time"
+
+	"github.com/svcnet/svcnet/bench/internal/controlplane"
+	"github.com/svcnet/svcnet/bench/internal/proc"
+	"github.com/svcnet/svcnet/bench/internal/report"
 )
 
 type options struct {
@@ -79,21 +76,8 @@ func main() {
 		os.Exit(2)
 	}
 	// The signals stay caught until run has returned, so a second Ctrl-C does not cut the clean-up short.
-	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	ctx, cancel := context.WithTimeout(sigCtx, o.timeout)
-	var t table
-	err := run(ctx, o, &t)
-	interrupted := sigCtx.Err() != nil
-	cancel()
-	stop()
-	t.print(os.Stdout)
-	if interrupted {
-		err = errors.Join(errors.New("interrupted by a signal: the clusters it started have been stopped and taken down"), err)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "nodebench:", err)
-		os.Exit(1)
-	}
+	report.Main("nodebench", o.timeout, "interrupted by a signal: the clusters it started have been stopped and taken down",
+		func(ctx context.Context, t *report.Table) error { return run(ctx, o, t) })
 }
 
 func (o options) validate() error {
@@ -120,8 +104,8 @@ func (o options) validate() error {
 
 // run does the phases in order. Every cluster it starts is stopped and taken down before it returns,
 // also on failure; a phase that fails is reported and the later phases still run where they can.
-func run(ctx context.Context, o options, t *table) error {
-	bin, err := exeAbs(o.binary)
+func run(ctx context.Context, o options, t *report.Table) error {
+	bin, err := controlplane.Binary(o.binary)
 	if err != nil {
 		return err
 	}
@@ -135,9 +119,9 @@ func run(ctx context.Context, o options, t *table) error {
 			return err
 		}
 	}
-	load := loadAvg()
+	load := proc.LoadAvg("unknown")
 	log.Printf("%d cores, load average %s; data dirs under %s", runtime.NumCPU(), load, root)
-	t.add("machine: cores, load average (1/5/15 min) at the start", fmt.Sprintf("%d, %s", runtime.NumCPU(), load), "", true)
+	t.Add("machine: cores, load average (1/5/15 min) at the start", fmt.Sprintf("%d, %s", runtime.NumCPU(), load), "", true)
 
 	var errs []error
 	if o.runs > 0 {
@@ -150,79 +134,6 @@ func run(ctx context.Context, o options, t *table) error {
 			errs = append(errs, err)
 		}
 	}
-	t.add("machine: load average (1/5/15 min) at the end", loadAvg(), "", true)
+	t.Add("machine: load average (1/5/15 min) at the end", proc.LoadAvg("unknown"), "", true)
 	return errors.Join(errs...)
-}
-
-// table collects the result rows: figure, measured value, target and verdict.
-type table struct{ rows [][4]string }
-
-// add records a row; target "" means the figure is informational.
-func (t *table) add(figure, measured, target string, met bool) {
-	verdict := ""
-	if target != "" {
-		verdict = "ok"
-		if !met {
-			verdict = "MISSED"
-		}
-	}
-	t.rows = append(t.rows, [4]string{figure, measured, target, verdict})
-}
-
-func (t *table) print(w io.Writer) {
-	if len(t.rows) == 0 {
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FIGURE\tMEASURED\tTARGET\tRESULT")
-	for _, r := range t.rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r[0], r[1], r[2], r[3])
-	}
-	tw.Flush()
-}
-
-// percentile is the nearest-rank p-th percentile (0 < p <= 1) of sorted values.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(p*float64(len(sorted)))) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
-}
-
-// sortedCopy returns d sorted, leaving d alone.
-func sortedCopy(d []time.Duration) []time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s
-}
-
-// p50p99max renders "p50 / p99 / max" of unsorted values.
-func p50p99max(d []time.Duration) string {
-	if len(d) == 0 {
-		return "none measured"
-	}
-	s := sortedCopy(d)
-	return dur(percentile(s, 0.5)) + " / " + dur(percentile(s, 0.99)) + " / " + dur(percentile(s, 1))
-}
-
-// dur prints a duration in ms below a second and in s above.
-func dur(d time.Duration) string {
-	if d >= time.Second || d <= -time.Second {
-		return fmt.Sprintf("%.2fs", d.Seconds())
-	}
-	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
-}
-
-// loadAvg is the first three fields of /proc/loadavg.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }

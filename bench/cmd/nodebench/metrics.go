@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -9,10 +8,10 @@ import (
 	"strings"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/svcnet/svcnet/bench/internal/controlplane"
+	"github.com/svcnet/svcnet/bench/internal/report"
 )
 
 // snapshot is what one read of the API server's /metrics says about the requests a pod's life
@@ -33,27 +32,24 @@ func (h hist) mean() string {
 	if h.n <= 0 {
 		return "-"
 	}
-	return dur(time.Duration(h.sum / h.n * float64(time.Second)))
+	return report.Dur(time.Duration(h.sum / h.n * float64(time.Second)))
 }
 
 // scrape reads /metrics with the client's bearer token.
 func scrape(ctx context.Context, cs kubernetes.Interface) (snapshot, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	body, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").SetHeader("Accept", "text/plain").DoRaw(ctx)
+	body, _, err := controlplane.Metrics(ctx, cs)
 	if err != nil {
-		return snapshot{}, fmt.Errorf("GET /metrics: %w", err)
+		return snapshot{}, err
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	families, err := controlplane.ParseMetrics(body)
 	if err != nil {
-		return snapshot{}, fmt.Errorf("parse /metrics: %w", err)
+		return snapshot{}, err
 	}
 	s := snapshot{requests: map[string]hist{}, etcd: map[string]hist{}}
 	each := func(family string, f func(lb map[string]string, h hist)) {
 		if fam := families[family]; fam != nil {
 			for _, m := range fam.Metric {
-				f(labels(m), hist{float64(m.GetHistogram().GetSampleCount()), m.GetHistogram().GetSampleSum()})
+				f(controlplane.Labels(m), hist{float64(m.GetHistogram().GetSampleCount()), m.GetHistogram().GetSampleSum()})
 			}
 		}
 	}
@@ -88,14 +84,6 @@ func scrape(ctx context.Context, cs kubernetes.Interface) (snapshot, error) {
 
 func add(a, b hist) hist { return hist{a.n + b.n, a.sum + b.sum} }
 
-func labels(m *dto.Metric) map[string]string {
-	out := make(map[string]string, len(m.Label))
-	for _, l := range m.Label {
-		out[l.GetName()] = l.GetValue()
-	}
-	return out
-}
-
 // describe renders "KEY mean (count), ..." for the keys with requests since base.
 func describe(now, base map[string]hist) string {
 	var parts []string
@@ -121,8 +109,8 @@ func (b *bench) addServerRows(ctx context.Context, base snapshot, baseErr error)
 	if err != nil {
 		return
 	}
-	b.t.add("  API server meanwhile: mean latency (requests) of", describe(now.requests, base.requests), "", true)
-	b.t.add("  its etcd requests: mean latency (requests) of", describe(now.etcd, base.etcd), "", true)
+	b.t.Add("  API server meanwhile: mean latency (requests) of", describe(now.requests, base.requests), "", true)
+	b.t.Add("  its etcd requests: mean latency (requests) of", describe(now.etcd, base.etcd), "", true)
 	w, d := now.schedW.minus(base.schedW), now.sched.minus(base.sched)
-	b.t.add("  scheduler queue: mean wait / mean work (items done)", fmt.Sprintf("%s / %s (%.0f)", w.mean(), d.mean(), d.n), "", true)
+	b.t.Add("  scheduler queue: mean wait / mean work (items done)", fmt.Sprintf("%s / %s (%.0f)", w.mean(), d.mean(), d.n), "", true)
 }

@@ -17,6 +17,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/svcnet/svcnet/bench/internal/proc"
+	"github.com/svcnet/svcnet/bench/internal/report"
 )
 
 const (
@@ -32,14 +35,14 @@ type bench struct {
 	cs      kubernetes.Interface
 	clients []kubernetes.Interface // for the batches: several connections
 	tr      *tracker
-	t       *table
+	t       *report.Table
 	agents  []int // PID of each node's agent, node-1 first
 }
 
 // podPhases starts one cluster and runs, in order: pods one by one (create, then delete), a burst of
 // pods, and many pods on node-1 with the agent's memory. A phase that fails is reported and the next
 // one still runs (unless the run was interrupted); the cluster is taken down on every path.
-func podPhases(ctx context.Context, o options, bin, root string, t *table) (err error) {
+func podPhases(ctx context.Context, o options, bin, root string, t *report.Table) (err error) {
 	c, err := startCluster(bin, root, o.nodes)
 	if err != nil {
 		return err
@@ -53,7 +56,7 @@ func podPhases(ctx context.Context, o options, bin, root string, t *table) (err 
 	if err != nil {
 		return fmt.Errorf("cluster for the pod phases (%s): %w", c.name, err)
 	}
-	log.Printf("pod phases: cluster %s (pid %d, data dir %s) ready after %s", c.name, c.cmd.Process.Pid, c.data, dur(r.at.Sub(c.started)))
+	log.Printf("pod phases: cluster %s (pid %d, data dir %s) ready after %s", c.name, c.up.Pid(), c.data, report.Dur(r.At.Sub(c.up.Started)))
 	cfg, err := c.restConfig()
 	if err != nil {
 		return err
@@ -86,8 +89,8 @@ func podPhases(ctx context.Context, o options, bin, root string, t *table) (err 
 		b.agents = append(b.agents, pid)
 	}
 	agent := b.agents[0]
-	if st, err := procStatus(agent); err == nil {
-		t.add(fmt.Sprintf("%s agent (pid %d) with no pods: VmRSS / VmHWM (anonymous / file-backed)", firstNode, agent),
+	if st, err := proc.Status(agent); err == nil {
+		t.Add(fmt.Sprintf("%s agent (pid %d) with no pods: VmRSS / VmHWM (anonymous / file-backed)", firstNode, agent),
 			fmt.Sprintf("%s / %s (%s / %s)", mb(st["VmRSS"]), mb(st["VmHWM"]), mb(st["RssAnon"]), mb(st["RssFile"])), "", true)
 	}
 
@@ -115,8 +118,8 @@ func podPhases(ctx context.Context, o options, bin, root string, t *table) (err 
 	if o.onNode > 0 {
 		phase(fmt.Sprintf("%d pods on %s", o.onNode, firstNode), func(ctx context.Context) error { return b.onNode(ctx, agent) })
 	}
-	if st, err := procStatus(c.cmd.Process.Pid); err == nil {
-		t.add("svcnet up (etcd, API server, controllers) at the end: VmRSS / VmHWM", mb(st["VmRSS"])+" / "+mb(st["VmHWM"]), "", true)
+	if st, err := proc.Status(c.up.Pid()); err == nil {
+		t.Add("svcnet up (etcd, API server, controllers) at the end: VmRSS / VmHWM", mb(st["VmRSS"])+" / "+mb(st["VmHWM"]), "", true)
 	}
 	return errors.Join(errs...)
 }
@@ -164,13 +167,13 @@ func (b *bench) oneByOne(ctx context.Context) ([]string, error) {
 		run = append(run, r.ready.Sub(r.bound))
 		perNode[r.node]++
 	}
-	log.Printf("pods one by one: %d Ready, create -> Ready %s", len(ready), p50p99max(ready))
-	p50 := percentile(sortedCopy(ready), 0.5)
-	b.t.add(fmt.Sprintf("pod create -> Ready, one at a time, %d pods, no probes: p50 / p99 / max", len(ready)), p50p99max(ready), "p50 < 200ms", p50 < 200*time.Millisecond)
-	b.t.add("  create -> bound to a node (scheduler)", p50p99max(bound), "", true)
-	b.t.add("  bound -> Ready (agent: sandbox, process, status)", p50p99max(run), "", true)
-	b.t.add("  Create call", p50p99max(calls), "", true)
-	b.t.add("  pods per node", describeNodes(perNode), "", true)
+	log.Printf("pods one by one: %d Ready, create -> Ready %s", len(ready), report.P50P99Max(ready))
+	p50 := report.Percentile(report.SortedCopy(ready), 0.5)
+	b.t.Add(fmt.Sprintf("pod create -> Ready, one at a time, %d pods, no probes: p50 / p99 / max", len(ready)), report.P50P99Max(ready), "p50 < 200ms", p50 < 200*time.Millisecond)
+	b.t.Add("  create -> bound to a node (scheduler)", report.P50P99Max(bound), "", true)
+	b.t.Add("  bound -> Ready (agent: sandbox, process, status)", report.P50P99Max(run), "", true)
+	b.t.Add("  Create call", report.P50P99Max(calls), "", true)
+	b.t.Add("  pods per node", describeNodes(perNode), "", true)
 	b.addServerRows(ctx, base, baseErr)
 	return created, nil
 }
@@ -192,9 +195,9 @@ func (b *bench) deleteOneByOne(ctx context.Context, names []string) error {
 		}
 		gone = append(gone, r.gone.Sub(t0))
 	}
-	log.Printf("pod deletion one by one: %d gone, delete -> gone %s", len(gone), p50p99max(gone))
-	b.t.add(fmt.Sprintf("pod delete -> gone (graceful), one at a time, %d pods: p50 / p99 / max", len(gone)), p50p99max(gone), "", true)
-	b.t.add("  Delete call", p50p99max(calls), "", true)
+	log.Printf("pod deletion one by one: %d gone, delete -> gone %s", len(gone), report.P50P99Max(gone))
+	b.t.Add(fmt.Sprintf("pod delete -> gone (graceful), one at a time, %d pods: p50 / p99 / max", len(gone)), report.P50P99Max(gone), "", true)
+	b.t.Add("  Delete call", report.P50P99Max(calls), "", true)
 	return nil
 }
 
@@ -205,30 +208,30 @@ func (b *bench) burst(ctx context.Context) error {
 		names[i] = fmt.Sprintf("burst-%03d", i)
 	}
 	base, baseErr := scrape(ctx, b.cs)
-	cpu := startCPU(append([]int{b.c.cmd.Process.Pid}, b.agents...)...)
+	cpu := proc.StartCPU(append([]int{b.c.up.Pid()}, b.agents...)...)
 	res, err := b.createAll(ctx, names, "")
 	if err != nil {
 		return err
 	}
-	used, wall := cpu.used()
+	used, wall := cpu.Used()
 	var agentsCPU, podCPU time.Duration
 	for i, pid := range b.agents {
 		agentsCPU += used[i+1]
-		podCPU += cpuOf(descendants(pid))
+		podCPU += proc.CPUOf(descendants(pid))
 	}
-	b.t.add(fmt.Sprintf("burst: %d pods created at once: first Create -> all Ready", len(names)), dur(res.all), "", true)
-	b.t.add("  each pod's create -> Ready", p50p99max(res.each), "", true)
-	b.t.add("  each pod's create -> bound to a node", p50p99max(res.bound), "", true)
-	b.t.add("  pods per node", describeNodes(res.perNode), "", true)
-	b.t.add("  CPU meanwhile: all agents / svcnet up / the pods' processes",
-		fmt.Sprintf("%s / %s / %s of %s (%d cores)", dur(agentsCPU), dur(used[0]), dur(podCPU), dur(wall*time.Duration(runtime.NumCPU())), runtime.NumCPU()), "", true)
+	b.t.Add(fmt.Sprintf("burst: %d pods created at once: first Create -> all Ready", len(names)), report.Dur(res.all), "", true)
+	b.t.Add("  each pod's create -> Ready", report.P50P99Max(res.each), "", true)
+	b.t.Add("  each pod's create -> bound to a node", report.P50P99Max(res.bound), "", true)
+	b.t.Add("  pods per node", describeNodes(res.perNode), "", true)
+	b.t.Add("  CPU meanwhile: all agents / svcnet up / the pods' processes",
+		report.CPUShare([]time.Duration{agentsCPU, used[0], podCPU}, wall, runtime.NumCPU()), "", true)
 	b.addServerRows(ctx, base, baseErr)
 	all, each, err := b.deleteAll(ctx, names)
 	if err != nil {
 		return err
 	}
-	b.t.add(fmt.Sprintf("burst: %d pods deleted at once: first Delete -> all gone", len(names)), dur(all), "", true)
-	b.t.add("  each pod's delete -> gone", p50p99max(each), "", true)
+	b.t.Add(fmt.Sprintf("burst: %d pods deleted at once: first Delete -> all gone", len(names)), report.Dur(all), "", true)
+	b.t.Add("  each pod's delete -> gone", report.P50P99Max(each), "", true)
 	return nil
 }
 
@@ -240,24 +243,24 @@ func (b *bench) onNode(ctx context.Context, agent int) error {
 		names[i] = fmt.Sprintf("n1-%03d", i)
 	}
 	base, baseErr := scrape(ctx, b.cs)
-	cpu := startCPU(agent, b.c.cmd.Process.Pid, os.Getpid())
+	cpu := proc.StartCPU(agent, b.c.up.Pid(), os.Getpid())
 	res, err := b.createAll(ctx, names, firstNode)
 	if err != nil {
 		return err
 	}
-	used, wall := cpu.used()
-	podCPU := cpuOf(descendants(agent))
+	used, wall := cpu.Used()
+	podCPU := proc.CPUOf(descendants(agent))
 	if n := res.perNode[firstNode]; n != len(names) {
 		return fmt.Errorf("only %d of %d pods with nodeSelector %s=%s landed there: %s", n, len(names), corev1.LabelHostname, firstNode, describeNodes(res.perNode))
 	}
-	b.t.add(fmt.Sprintf("%d pods on %s, created at once: first Create -> all Running and Ready", len(names), firstNode), dur(res.all), "all Ready", true)
-	b.t.add("  each pod's create -> Ready", p50p99max(res.each), "", true)
-	b.t.add("  each pod's create -> bound to a node", p50p99max(res.bound), "", true)
-	b.t.add("  CPU meanwhile: agent / svcnet up / nodebench / the pods' processes",
-		fmt.Sprintf("%s / %s / %s / %s of %s (%d cores)", dur(used[0]), dur(used[1]), dur(used[2]), dur(podCPU), dur(wall*time.Duration(runtime.NumCPU())), runtime.NumCPU()), "", true)
+	b.t.Add(fmt.Sprintf("%d pods on %s, created at once: first Create -> all Running and Ready", len(names), firstNode), report.Dur(res.all), "all Ready", true)
+	b.t.Add("  each pod's create -> Ready", report.P50P99Max(res.each), "", true)
+	b.t.Add("  each pod's create -> bound to a node", report.P50P99Max(res.bound), "", true)
+	b.t.Add("  CPU meanwhile: agent / svcnet up / nodebench / the pods' processes",
+		report.CPUShare(append(used, podCPU), wall, runtime.NumCPU()), "", true)
 	b.addServerRows(ctx, base, baseErr)
 
-	now, err := procStatus(agent)
+	now, err := proc.Status(agent)
 	if err != nil {
 		return fmt.Errorf("the agent of %s (pid %d) is gone: %w (it may have been restarted; see %s)", firstNode, agent, err, b.c.agentLog(firstNode))
 	}
@@ -266,41 +269,41 @@ func (b *bench) onNode(ctx context.Context, agent int) error {
 		firstNode, len(names), mb(now["VmRSS"]), mb(now["RssAnon"]), mb(now["RssFile"]), pods.procs, mb(pods.rss), mb(pods.pss))
 	if b.o.settle > 0 {
 		idleBase, idleErr := scrape(ctx, b.cs)
-		idleCPU := startCPU(agent, b.c.cmd.Process.Pid)
+		idleCPU := proc.StartCPU(agent, b.c.up.Pid())
 		select {
 		case <-time.After(b.o.settle):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		used, wall := idleCPU.used()
+		used, wall := idleCPU.Used()
 		if idle, err := scrape(ctx, b.cs); err == nil && idleErr == nil {
-			b.t.add(fmt.Sprintf("  while all %d sat Ready for %s (nothing changed): pod requests to the API server", len(names), dur(wall)),
+			b.t.Add(fmt.Sprintf("  while all %d sat Ready for %s (nothing changed): pod requests to the API server", len(names), report.Dur(wall)),
 				describe(idle.requests, idleBase.requests), "", true)
-			b.t.add("  same window: CPU of the agent / svcnet up", fmt.Sprintf("%s / %s", dur(used[0]), dur(used[1])), "", true)
+			b.t.Add("  same window: CPU of the agent / svcnet up", fmt.Sprintf("%s / %s", report.Dur(used[0]), report.Dur(used[1])), "", true)
 		}
 	}
-	later, err := procStatus(agent)
+	later, err := proc.Status(agent)
 	if err != nil {
 		return fmt.Errorf("the agent of %s (pid %d) is gone: %w", firstNode, agent, err)
 	}
 	worst := max(now["VmRSS"], later["VmRSS"])
-	b.t.add(fmt.Sprintf("%s agent memory with %d pods: VmRSS at all Ready / %s later (VmHWM)", firstNode, len(names), dur(b.o.settle)),
+	b.t.Add(fmt.Sprintf("%s agent memory with %d pods: VmRSS at all Ready / %s later (VmHWM)", firstNode, len(names), report.Dur(b.o.settle)),
 		fmt.Sprintf("%s / %s (%s)", mb(now["VmRSS"]), mb(later["VmRSS"]), mb(later["VmHWM"])), "< 50 MB", worst < 50*1024)
-	b.t.add("  agent VmRSS split: anonymous / file-backed (the svcnet binary's pages)", mb(later["RssAnon"])+" / "+mb(later["RssFile"]), "", true)
-	if r, err := kBFields(fmt.Sprintf("/proc/%d/smaps_rollup", agent)); err == nil {
-		b.t.add("  agent PSS (shared pages split among their users): total / anonymous / file-backed", mb(r["Pss"])+" / "+mb(r["Pss_Anon"])+" / "+mb(r["Pss_File"]), "", true)
+	b.t.Add("  agent VmRSS split: anonymous / file-backed (the svcnet binary's pages)", mb(later["RssAnon"])+" / "+mb(later["RssFile"]), "", true)
+	if r, err := proc.KBFields(fmt.Sprintf("/proc/%d/smaps_rollup", agent)); err == nil {
+		b.t.Add("  agent PSS (shared pages split among their users): total / anonymous / file-backed", mb(r["Pss"])+" / "+mb(r["Pss_Anon"])+" / "+mb(r["Pss_File"]), "", true)
 	}
 	pods = memOf(descendants(agent))
-	b.t.add("  pod processes under the agent: count, total VmRSS, total PSS", fmt.Sprintf("%d, %s, %s", pods.procs, mb(pods.rss), mb(pods.pss)), "", true)
+	b.t.Add("  pod processes under the agent: count, total VmRSS, total PSS", fmt.Sprintf("%d, %s, %s", pods.procs, mb(pods.rss), mb(pods.pss)), "", true)
 
 	all, each, err := b.deleteAll(ctx, names)
 	if err != nil {
 		return err
 	}
-	b.t.add(fmt.Sprintf("%d pods on %s deleted at once: first Delete -> all gone", len(names), firstNode), dur(all), "", true)
-	b.t.add("  each pod's delete -> gone", p50p99max(each), "", true)
-	if st, err := procStatus(agent); err == nil {
-		b.t.add(fmt.Sprintf("  %s agent after they are gone: VmRSS / VmHWM", firstNode), mb(st["VmRSS"])+" / "+mb(st["VmHWM"]), "", true)
+	b.t.Add(fmt.Sprintf("%d pods on %s deleted at once: first Delete -> all gone", len(names), firstNode), report.Dur(all), "", true)
+	b.t.Add("  each pod's delete -> gone", report.P50P99Max(each), "", true)
+	if st, err := proc.Status(agent); err == nil {
+		b.t.Add(fmt.Sprintf("  %s agent after they are gone: VmRSS / VmHWM", firstNode), mb(st["VmRSS"])+" / "+mb(st["VmHWM"]), "", true)
 	}
 	return nil
 }
@@ -356,7 +359,7 @@ func (b *bench) createAll(ctx context.Context, names []string, node string) (bat
 		}
 	}
 	res.all = last.Sub(begin)
-	log.Printf("%d pods created at once: all Ready after %s; each %s; %s", len(names), dur(res.all), p50p99max(res.each), describeNodes(res.perNode))
+	log.Printf("%d pods created at once: all Ready after %s; each %s; %s", len(names), report.Dur(res.all), report.P50P99Max(res.each), describeNodes(res.perNode))
 	return res, nil
 }
 
@@ -391,7 +394,7 @@ func (b *bench) deleteAll(ctx context.Context, names []string) (time.Duration, [
 			last = r.gone
 		}
 	}
-	log.Printf("%d pods deleted at once: all gone after %s; each %s", len(names), dur(last.Sub(begin)), p50p99max(each))
+	log.Printf("%d pods deleted at once: all gone after %s; each %s", len(names), report.Dur(last.Sub(begin)), report.P50P99Max(each))
 	return last.Sub(begin), each, nil
 }
 
@@ -423,7 +426,7 @@ func (b *bench) describe(ctx context.Context, name string) string {
 		fmt.Fprintf(&sb, "  container %s ready=%v restarts=%d state %+v\n", c.Name, c.Ready, c.RestartCount, c.State)
 	}
 	if p.Spec.NodeName != "" {
-		fmt.Fprintf(&sb, "  %s ends:\n%s\n", b.c.agentLog(p.Spec.NodeName), tail(b.c.agentLog(p.Spec.NodeName), 20))
+		fmt.Fprintf(&sb, "  %s ends:\n%s\n", b.c.agentLog(p.Spec.NodeName), proc.Tail(b.c.agentLog(p.Spec.NodeName), 20))
 	}
 	return sb.String()
 }

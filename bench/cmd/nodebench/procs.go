@@ -1,14 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/svcnet/svcnet/bench/internal/proc"
 )
 
 // findAgent returns the PID of the `svcnet agent` process running in the network namespace at nsPath:
@@ -51,31 +51,6 @@ func cmdline(pid int) []string {
 		return nil
 	}
 	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-}
-
-// procStatus reads the kB fields of /proc/PID/status (VmRSS, VmHWM, RssAnon, ...).
-func procStatus(pid int) (map[string]int64, error) {
-	return kBFields(fmt.Sprintf("/proc/%d/status", pid))
-}
-
-// kBFields reads the "Key: N kB" lines of a /proc file.
-func kBFields(path string) (map[string]int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	kb := map[string]int64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if f := strings.Fields(v); ok && len(f) == 2 && f[1] == "kB" {
-			if n, err := strconv.ParseInt(f[0], 10, 64); err == nil {
-				kb[k] = n
-			}
-		}
-	}
-	return kb, sc.Err()
 }
 
 // descendants lists every process below pid (children, their children, ...), in PID order.
@@ -126,13 +101,13 @@ type memUse struct {
 func memOf(pids []int) memUse {
 	var m memUse
 	for _, p := range pids {
-		st, err := procStatus(p)
+		st, err := proc.Status(p)
 		if err != nil {
 			continue // exited meanwhile
 		}
 		m.procs++
 		m.rss += st["VmRSS"]
-		if r, err := kBFields(fmt.Sprintf("/proc/%d/smaps_rollup", p)); err == nil {
+		if r, err := proc.KBFields(fmt.Sprintf("/proc/%d/smaps_rollup", p)); err == nil {
 			m.pss += r["Pss"]
 		}
 	}
@@ -140,65 +115,3 @@ func memOf(pids []int) memUse {
 }
 
 func mb(kb int64) string { return fmt.Sprintf("%.1f MB", float64(kb)/1024) }
-
-// cpuTime is the user+system CPU time of a process from /proc/PID/stat, assuming the usual 100 clock
-// ticks per second.
-func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the parenthesised command name start at field 3 (state); utime and stime are 14 and 15.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad utime or stime", pid)
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
-}
-
-// cpuMeter measures the CPU time some processes use over an interval.
-type cpuMeter struct {
-	pids  []int
-	start []time.Duration
-	begin time.Time
-}
-
-func startCPU(pids ...int) *cpuMeter {
-	m := &cpuMeter{pids: pids, begin: time.Now()}
-	for _, p := range pids {
-		d, _ := cpuTime(p)
-		m.start = append(m.start, d)
-	}
-	return m
-}
-
-// used is each process's CPU time since startCPU (-1 when it could not be read) and the wall time.
-func (m *cpuMeter) used() ([]time.Duration, time.Duration) {
-	wall := time.Since(m.begin)
-	out := make([]time.Duration, len(m.pids))
-	for i, p := range m.pids {
-		d, err := cpuTime(p)
-		if err != nil {
-			out[i] = -1
-			continue
-		}
-		out[i] = d - m.start[i]
-	}
-	return out, wall
-}
-
-// cpuOf sums the CPU time the processes used since they started.
-func cpuOf(pids []int) time.Duration {
-	var total time.Duration
-	for _, p := range pids {
-		if d, err := cpuTime(p); err == nil {
-			total += d
-		}
-	}
-	return total
-}

@@ -32,7 +32,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -40,8 +39,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/utils/ptr"
 
+	"github.com/svcnet/svcnet/bench/internal/objects"
+	"github.com/svcnet/svcnet/bench/internal/proc"
+	"github.com/svcnet/svcnet/bench/internal/report"
 	"github.com/svcnet/svcnet/internal/proxy"
 )
 
@@ -74,22 +75,8 @@ func main() {
 	}
 }
 
-// sameNetNS reports whether this process is in its parent's network namespace (it is not when
-// started by `ip netns exec` from a shell).
-func sameNetNS() (bool, error) {
-	self, err := os.Stat("/proc/self/ns/net")
-	if err != nil {
-		return false, err
-	}
-	parent, err := os.Stat(fmt.Sprintf("/proc/%d/ns/net", os.Getppid()))
-	if err != nil {
-		return false, err
-	}
-	return os.SameFile(self, parent), nil
-}
-
 func run(o options) error {
-	if host, err := sameNetNS(); err != nil || (host && !o.allowHost) {
+	if host, err := proc.InParentNetNS(); err != nil || (host && !o.allowHost) {
 		return fmt.Errorf("refusing to program nftables in the parent's network namespace (run bench/proxy.sh, or ip netns exec; -allow-host-netns to insist): %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
@@ -107,7 +94,7 @@ func run(o options) error {
 	}
 	slicesByName := make([]*discoveryv1.EndpointSlice, o.services)
 	for i := range o.services {
-		svc, sl := objects(i, o.endpoints)
+		svc, sl := objects.Service(i, o.endpoints, 8080)
 		slicesByName[i] = sl
 		for _, obj := range []runtime.Object{svc, sl} {
 			if err := client.Tracker().Add(obj); err != nil {
@@ -206,7 +193,7 @@ func run(o options) error {
 		if len(sl.Endpoints) == o.endpoints {
 			sl.Endpoints = slices.Delete(sl.Endpoints, c%o.endpoints, c%o.endpoints+1)
 		} else {
-			_, sl = objects(i, o.endpoints)
+			_, sl = objects.Service(i, o.endpoints, 8080)
 		}
 		trigger := time.Now()
 		sl.Annotations = map[string]string{corev1.EndpointsLastChangeTriggerTime: trigger.UTC().Format(time.RFC3339Nano)}
@@ -256,41 +243,29 @@ func run(o options) error {
 	goruntime.ReadMemStats(&ms)
 	proxyHeap := int64(ms.HeapInuse) - int64(before.HeapInuse)
 
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FIGURE\tMEASURED\tTARGET\tRESULT")
-	row := func(fig, measured, target string, ok *bool) {
-		res := ""
-		if ok != nil {
-			res = "ok"
-			if !*ok {
-				res = "MISSED"
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", fig, measured, target, res)
-	}
-	b := func(v bool) *bool { return &v }
-	row(fmt.Sprintf("cold start, %d Services / %d endpoints: Run -> first sync in the kernel", o.services, o.services*o.endpoints),
-		coldTotal.Round(time.Millisecond).String(), "< 2s", b(coldTotal < 2*time.Second))
-	row("  the full sync itself (build, diff, encode, kernel)", cold.Duration.Round(time.Millisecond).String(), "-", nil)
-	row("  CPU time of the process meanwhile: user / system; page faults (minor)",
-		fmt.Sprintf("%v / %v; %d", coldUsage.user.Round(time.Millisecond), coldUsage.sys.Round(time.Millisecond), coldUsage.minflt), "-", nil)
-	row("  table after it: chains / rules / elements; operations", fmt.Sprintf("%d / %d / %d; %d", cold.Chains, cold.Rules, cold.Elements, cold.Operations), "-", nil)
+	var t report.Table
+	t.Row(fmt.Sprintf("cold start, %d Services / %d endpoints: Run -> first sync in the kernel", o.services, o.services*o.endpoints),
+		coldTotal.Round(time.Millisecond).String(), "< 2s", report.Verdict(coldTotal < 2*time.Second))
+	t.Row("  the full sync itself (build, diff, encode, kernel)", cold.Duration.Round(time.Millisecond).String(), "-", "")
+	t.Row("  CPU time of the process meanwhile: user / system; page faults (minor)",
+		fmt.Sprintf("%v / %v; %d", coldUsage.user.Round(time.Millisecond), coldUsage.sys.Round(time.Millisecond), coldUsage.minflt), "-", "")
+	t.Row("  table after it: chains / rules / elements; operations", fmt.Sprintf("%d / %d / %d; %d", cold.Chains, cold.Rules, cold.Elements, cold.Operations), "-", "")
 	if len(lat) > 0 {
 		p99 := pct(lat, 99)
-		row(fmt.Sprintf("one endpoint change -> in the kernel, p50 / p99 / max (%d changes)", len(lat)),
+		t.Row(fmt.Sprintf("one endpoint change -> in the kernel, p50 / p99 / max (%d changes)", len(lat)),
 			fmt.Sprintf("%v / %v / %v", pct(lat, 50).Round(10*time.Microsecond), p99.Round(10*time.Microsecond), slices.Max(lat).Round(10*time.Microsecond)),
-			"p99 < 50ms", b(p99 < 50*time.Millisecond))
-		row("  the sync alone, p50 / p99", fmt.Sprintf("%v / %v", pct(syncDur, 50).Round(10*time.Microsecond), pct(syncDur, 99).Round(10*time.Microsecond)), "-", nil)
-		row("  the slowest changes (number in the sequence: latency, the sync alone)", slowest(lat, syncDur, 4), "-", nil)
+			"p99 < 50ms", report.Verdict(p99 < 50*time.Millisecond))
+		t.Row("  the sync alone, p50 / p99", fmt.Sprintf("%v / %v", pct(syncDur, 50).Round(10*time.Microsecond), pct(syncDur, 99).Round(10*time.Microsecond)), "-", "")
+		t.Row("  the slowest changes (number in the sequence: latency, the sync alone)", slowest(lat, syncDur, 4), "-", "")
 		slices.Sort(ops)
-		row("  kernel operations per change, min / median / max", fmt.Sprintf("%d / %d / %d", ops[0], ops[len(ops)/2], ops[len(ops)-1]), "a handful", nil)
+		t.Row("  kernel operations per change, min / median / max", fmt.Sprintf("%d / %d / %d", ops[0], ops[len(ops)/2], ops[len(ops)-1]), "a handful", "")
 	}
-	row("change the proxy ignores: kernel operations", fmt.Sprint(noopOps), "0", b(noopOps == 0))
-	row("memory after the cold start: VmRSS / VmHWM", rssCold+" / "+hwmCold, "-", nil)
-	row("memory at the end: VmRSS / VmHWM (this process: fake API too)", rss+" / "+hwm, "-", nil)
-	row("Go heap in use after GC: the fake API alone / with the proxy", fmt.Sprintf("%d MB / %d MB", before.HeapInuse>>20, ms.HeapInuse>>20), "-", nil)
-	row("  the proxy's part (informer caches, model, table state)", fmt.Sprintf("%d MB", proxyHeap>>20), "< 256 MB", b(proxyHeap < 256<<20))
-	tw.Flush()
+	t.Row("change the proxy ignores: kernel operations", fmt.Sprint(noopOps), "0", report.Verdict(noopOps == 0))
+	t.Row("memory after the cold start: VmRSS / VmHWM", rssCold+" / "+hwmCold, "-", "")
+	t.Row("memory at the end: VmRSS / VmHWM (this process: fake API too)", rss+" / "+hwm, "-", "")
+	t.Row("Go heap in use after GC: the fake API alone / with the proxy", fmt.Sprintf("%d MB / %d MB", before.HeapInuse>>20, ms.HeapInuse>>20), "-", "")
+	t.Row("  the proxy's part (informer caches, model, table state)", fmt.Sprintf("%d MB", proxyHeap>>20), "< 256 MB", report.Verdict(proxyHeap < 256<<20))
+	t.Print(os.Stdout)
 	return nil
 }
 
@@ -328,36 +303,6 @@ func runCmd(name string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// objects returns Service i and its EndpointSlice.
-func objects(i, endpoints int) (*corev1.Service, *discoveryv1.EndpointSlice) {
-	ns := fmt.Sprintf("ns-%02d", i%100)
-	name := fmt.Sprintf("svc-%05d", i)
-	ip := netip.AddrFrom4([4]byte{10, 96 + byte(i>>16), byte(i >> 8), byte(i)})
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: ip.String(), ClusterIPs: []string{ip.String()},
-			Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}},
-	}
-	if i%10 == 0 {
-		svc.Spec.Type = corev1.ServiceTypeNodePort
-		svc.Spec.Ports[0].NodePort = int32(30000 + i/10)
-	}
-	sl := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name + "-abcde", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](8080)}},
-	}
-	for j := range endpoints {
-		k := i*endpoints + j
-		sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{
-			Addresses:  []string{netip.AddrFrom4([4]byte{10, 128 + byte(k>>16), byte(k >> 8), byte(k)}).String()},
-			NodeName:   ptr.To(fmt.Sprintf("node-%03d", k%100)),
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
-		})
-	}
-	return svc, sl
-}
-
 // slowest lists the n largest latencies with their position in the sequence: whether the tail is
 // the first changes after the cold start or spread over the run.
 func slowest(lat, syncDur []time.Duration, n int) string {
@@ -380,25 +325,11 @@ func pct(d []time.Duration, p int) time.Duration {
 	return s[min(max(i-1, 0), len(s)-1)]
 }
 
+// memStatus reads this process's VmRSS and VmHWM, in whole MB.
 func memStatus() (rss, hwm string) {
-	b, err := os.ReadFile("/proc/self/status")
+	kb, err := proc.Status(os.Getpid())
 	if err != nil {
 		return "?", "?"
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) >= 2 && f[0] == "VmRSS:" {
-			rss = kb(f[1])
-		}
-		if len(f) >= 2 && f[0] == "VmHWM:" {
-			hwm = kb(f[1])
-		}
-	}
-	return rss, hwm
-}
-
-func kb(s string) string {
-	var n int
-	fmt.Sscan(s, &n)
-	return fmt.Sprintf("%d MB", n/1024)
+	return fmt.Sprintf("%d MB", kb["VmRSS"]/1024), fmt.Sprintf("%d MB", kb["VmHWM"]/1024)
 }
